@@ -1,0 +1,18 @@
+-- ListEvalMetrics returns a run's summary metrics by name.
+-- name: ListEvalMetrics :many
+SELECT * FROM eval_metrics
+WHERE run_id = @run_id
+ORDER BY name;
+
+-- InsertEvalMetrics bulk-loads metrics with COPY. Like InsertEvalResults it
+-- belongs inside a transaction.
+-- name: InsertEvalMetrics :copyfrom
+INSERT INTO eval_metrics (run_id, name, value)
+VALUES (@run_id, @name, @value);
+
+-- InsertEvalMetricsUnnest inserts many metrics of one run in one statement
+-- from parallel arrays, for pipelining in a batch.
+-- name: InsertEvalMetricsUnnest :execrows
+INSERT INTO eval_metrics (run_id, name, value)
+SELECT @run_id, u.name, u.value
+FROM unnest(@names::text[], @metric_values::float8[]) AS u(name, value);

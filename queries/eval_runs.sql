@@ -1,0 +1,62 @@
+-- InsertEvalRun creates a run. The caller supplies the id (UUIDv7 from
+-- txn.RecordEvalRun); finished_at must be set exactly when status is not
+-- 'running'.
+-- name: InsertEvalRun :one
+INSERT INTO eval_runs (id, name, model, dataset, status, config, started_at, finished_at)
+VALUES (@id, @name, @model, @dataset, @status, @config, @started_at, sqlc.narg(finished_at))
+RETURNING *;
+
+-- GetEvalRun returns one run by id.
+-- name: GetEvalRun :one
+SELECT * FROM eval_runs
+WHERE id = @id;
+
+-- ListEvalRuns returns up to row_limit runs, newest first. It pages by keyset:
+-- pass the created_at and id of the last run of the previous page as
+-- before_created_at and before_id, or NULL for the first page. Unlike OFFSET,
+-- every page costs the same however deep it is.
+-- name: ListEvalRuns :many
+SELECT * FROM eval_runs
+WHERE (created_at, id) < (
+    coalesce(sqlc.narg(before_created_at)::timestamptz, 'infinity'::timestamptz),
+    coalesce(sqlc.narg(before_id)::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid)
+)
+ORDER BY created_at DESC, id DESC
+LIMIT @row_limit;
+
+-- GetEvalRunSummary computes a run's headline figures in one query: how many
+-- results it has, how many passed, the pass rate, the mean score and the
+-- median and 95th-percentile latency. The rate, mean and percentiles are NULL
+-- for a run with no results.
+-- name: GetEvalRunSummary :one
+SELECT
+    r.id,
+    r.status,
+    count(res.case_id)                                              AS result_count,
+    count(res.case_id) FILTER (WHERE res.passed)                    AS passed_count,
+    avg(res.passed::int)::float8                                    AS pass_rate,
+    avg(res.score)::float8                                          AS mean_score,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY res.latency_ms)::float8  AS p50_latency_ms,
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY res.latency_ms)::float8 AS p95_latency_ms
+FROM eval_runs r
+LEFT JOIN eval_results res ON res.run_id = r.id
+WHERE r.id = @id
+GROUP BY r.id;
+
+-- UpdateEvalRunStatus moves a run to a new status and returns it. Leaving
+-- 'running' stamps finished_at (now, unless given); going back to 'running'
+-- clears it.
+-- name: UpdateEvalRunStatus :one
+UPDATE eval_runs
+SET status = @status,
+    finished_at = CASE
+        WHEN @status::text = 'running' THEN NULL
+        ELSE coalesce(sqlc.narg(finished_at)::timestamptz, finished_at, greatest(now(), started_at))
+    END
+WHERE id = @id
+RETURNING *;
+
+-- DeleteEvalRun deletes a run; its results and metrics go with it.
+-- name: DeleteEvalRun :execrows
+DELETE FROM eval_runs
+WHERE id = @id;

@@ -1,0 +1,10 @@
+-- CountConnectionsByState counts the connections to the current database by
+-- state (active, idle, idle in transaction, …), the pooling guide's
+-- monitoring query broken down. Background workers have no state and are
+-- left out.
+-- name: CountConnectionsByState :many
+SELECT state::text AS state, count(*) AS connections
+FROM pg_stat_activity
+WHERE datname = current_database() AND state IS NOT NULL
+GROUP BY state
+ORDER BY state;

@@ -1,0 +1,75 @@
+// Package schema holds evaldb's database schema as goose migrations, embedded
+// in the binary, and applies them.
+//
+// Migrations need a session (goose takes a PostgreSQL advisory lock so that
+// two processes migrating at once apply each migration once), so run them
+// through the non-pooling URL (POSTGRES_URL_NON_POOLING), never through
+// PgBouncer's transaction pooling.
+package schema
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// NewProvider returns a goose provider for the embedded migrations on db,
+// guarded by a PostgreSQL advisory-lock session locker. The caller closes db.
+func NewProvider(db *sql.DB) (*goose.Provider, error) {
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return nil, fmt.Errorf("create migration locker: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, FS,
+		goose.WithSessionLocker(locker),
+		goose.WithDisableGlobalRegistry(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("load migrations: %w", err)
+	}
+	return p, nil
+}
+
+// Open opens a database/sql handle on cfg for goose. It is a separate,
+// short-lived connection: migrations never borrow the application's pool.
+func Open(cfg *pgx.ConnConfig) *sql.DB {
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(2)
+	return db
+}
+
+// Migrate applies every pending migration to the database at databaseURL and
+// returns the versions it applied. It is safe to call from several processes
+// at once: the others wait for the advisory lock and then find nothing to do.
+// databaseURL is a libpq/pgx URL; it should be the non-pooling one.
+func Migrate(ctx context.Context, databaseURL string) ([]int64, error) {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: parse database URL: %w", err)
+	}
+	return MigrateConfig(ctx, cfg)
+}
+
+// MigrateConfig is Migrate for an already parsed connection configuration.
+func MigrateConfig(ctx context.Context, cfg *pgx.ConnConfig) ([]int64, error) {
+	db := Open(cfg)
+	defer db.Close()
+	p, err := NewProvider(db)
+	if err != nil {
+		return nil, err
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate up: %w", err)
+	}
+	applied := make([]int64, 0, len(results))
+	for _, r := range results {
+		applied = append(applied, r.Source.Version)
+	}
+	return applied, nil
+}
