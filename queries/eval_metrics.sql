@@ -14,5 +14,4 @@ VALUES (@run_id, @name, @value);
 -- from parallel arrays, for pipelining in a batch.
 -- name: InsertEvalMetricsUnnest :execrows
 INSERT INTO eval_metrics (run_id, name, value)
-SELECT @run_id, u.name, u.value
-FROM unnest(@names::text[], @metric_values::float8[]) AS u(name, value);
+SELECT @run_id, unnest(@names::text[]), unnest(@metric_values::float8[]);

@@ -28,7 +28,7 @@ INSERT INTO eval_results (
 );
 
 -- InsertEvalResultsUnnest inserts many results of one run in a single
--- statement from parallel arrays (one element per result; error_texts uses
+-- statement from parallel arrays, zipped by unnest (one element per result; error_texts uses
 -- NULL for "no error"). It is the small-run path of txn.RecordEvalRun: unlike
 -- COPY it can be pipelined in one batch with the run and its metrics.
 -- name: InsertEvalResultsUnnest :execrows
@@ -36,11 +36,8 @@ INSERT INTO eval_results (
     run_id, case_id, input, expected, output, score, passed,
     latency_ms, prompt_tokens, completion_tokens, error
 )
-SELECT @run_id, u.case_id, u.input, u.expected, u.output, u.score, u.passed,
-       u.latency_ms, u.prompt_tokens, u.completion_tokens, u.error
-FROM unnest(
-    @case_ids::text[], @inputs::text[], @expecteds::text[], @outputs::text[],
-    @scores::float8[], @passeds::boolean[], @latencies_ms::int4[],
-    @prompt_tokens::int4[], @completion_tokens::int4[], @error_texts::text[]
-) AS u(case_id, input, expected, output, score, passed,
-       latency_ms, prompt_tokens, completion_tokens, error);
+SELECT @run_id,
+       unnest(@case_ids::text[]), unnest(@inputs::text[]), unnest(@expecteds::text[]),
+       unnest(@outputs::text[]), unnest(@scores::float8[]), unnest(@passeds::boolean[]),
+       unnest(@latencies_ms::int4[]), unnest(@prompt_tokens::int4[]),
+       unnest(@completion_tokens::int4[]), unnest(@error_texts::text[]);

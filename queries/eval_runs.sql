@@ -26,18 +26,19 @@ LIMIT @row_limit;
 
 -- GetEvalRunSummary computes a run's headline figures in one query: how many
 -- results it has, how many passed, the pass rate, the mean score and the
--- median and 95th-percentile latency. The rate, mean and percentiles are NULL
--- for a run with no results.
+-- median and 95th-percentile latency. For a run with no results the rate,
+-- mean and percentiles are 0 (ResultCount says why), and a run that does not
+-- exist is pgx.ErrNoRows.
 -- name: GetEvalRunSummary :one
 SELECT
     r.id,
     r.status,
-    count(res.case_id)                                              AS result_count,
-    count(res.case_id) FILTER (WHERE res.passed)                    AS passed_count,
-    avg(res.passed::int)::float8                                    AS pass_rate,
-    avg(res.score)::float8                                          AS mean_score,
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY res.latency_ms)::float8  AS p50_latency_ms,
-    percentile_cont(0.95) WITHIN GROUP (ORDER BY res.latency_ms)::float8 AS p95_latency_ms
+    count(res.case_id)                                                              AS result_count,
+    count(res.case_id) FILTER (WHERE res.passed)                                    AS passed_count,
+    coalesce(avg(CASE WHEN res.passed THEN 1.0 ELSE 0.0 END), 0)::float8            AS pass_rate,
+    coalesce(avg(res.score), 0)::float8                                             AS mean_score,
+    coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY res.latency_ms), 0)::float8  AS p50_latency_ms,
+    coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY res.latency_ms), 0)::float8 AS p95_latency_ms
 FROM eval_runs r
 LEFT JOIN eval_results res ON res.run_id = r.id
 WHERE r.id = @id

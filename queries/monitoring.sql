@@ -4,7 +4,7 @@
 -- left out.
 -- name: CountConnectionsByState :many
 SELECT state::text AS state, count(*) AS connections
-FROM pg_stat_activity
+FROM pg_catalog.pg_stat_activity
 WHERE datname = current_database() AND state IS NOT NULL
 GROUP BY state
 ORDER BY state;
