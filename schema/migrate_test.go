@@ -116,6 +116,3 @@ func TestMigrateRejectsBadURL(t *testing.T) {
 		t.Errorf("error leaks the password: %s", got)
 	}
 }
-
-
-

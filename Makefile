@@ -1,0 +1,42 @@
+# evaldb's tasks. `make help` lists them.
+SHELL := /bin/bash
+GO    ?= go
+TOOL  := $(GO) tool -modfile=tools/go.mod
+PKGS  := ./...
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## Install what the tests need and a fresh machine lacks (PostgreSQL server binaries).
+	@scripts/ensure-postgres.sh
+
+.PHONY: generate
+generate: ## Regenerate gen/ (and everything derived from it) after a schema or query change.
+	$(GO) generate ./...
+
+.PHONY: verify
+verify: ## Fail on generated-code drift, go.mod drift, go vet or staticcheck findings.
+	$(GO) generate ./...
+	@git diff --exit-code -- gen ':(glob)**/*_gen.go' || { echo "generated code is stale: run 'make generate' and commit the result"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- gen)" || { echo "make generate created files that are not committed:"; git status --short -- gen; exit 1; }
+	$(GO) mod tidy -diff
+	cd tools && $(GO) mod tidy -diff
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(TOOL) staticcheck ./...
+
+.PHONY: test
+test: deps ## Run every test, integration tests included, with the race detector.
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+.PHONY: run
+run: deps ## Run the main job on a local PostgreSQL (started from the installed binaries when DATABASE_URL is unset).
+	$(GO) run ./cmd/evaldb demo
+
+.PHONY: bench
+bench: deps ## Run the benchmarks (see BENCHMARKS.md).
+	$(GO) test -run='^$$' -bench=. -benchmem -count=6 ./... | tee bench.txt

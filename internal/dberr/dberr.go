@@ -1,0 +1,118 @@
+// Package dberr translates pgx and PostgreSQL errors into evaldb's errors, in
+// one place, for every package that talks to the database (repo, txn,
+// cachewrap). The sentinels are re-exported by package repo, which is where
+// users should refer to them: repo.ErrNotFound is dberr.ErrNotFound.
+package dberr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+var (
+	// ErrNotFound means a query that returns one row found none. It plays the
+	// part of database/sql's ErrNoRows and wraps pgx.ErrNoRows.
+	ErrNotFound = errors.New("evaldb: not found")
+
+	// ErrPoolTimeout means every pooled connection stayed busy for the whole
+	// pool timeout (Prisma's P2024). The error that wraps it gives the
+	// connection limit and the timeout.
+	ErrPoolTimeout = errors.New("evaldb: timed out waiting for a free connection from the pool")
+
+	// ErrUnreachable means no connection to the server could be made.
+	ErrUnreachable = errors.New("evaldb: database server unreachable")
+
+	// ErrConnClosed means the server or the network closed the connection
+	// while it was in use. Whether the statement ran is unknown.
+	ErrConnClosed = errors.New("evaldb: connection closed")
+)
+
+// ConflictError is a unique-constraint violation (SQLSTATE 23505).
+type ConflictError struct {
+	// Constraint is the violated constraint's name, e.g. "users_email_key".
+	Constraint string
+	// Table is the table the constraint belongs to.
+	Table string
+	// Detail is the server's detail message (it names the duplicate key).
+	Detail string
+	// Err is the underlying *pgconn.PgError.
+	Err error
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("evaldb: conflict: %s on %s violates unique constraint %q", e.Detail, e.Table, e.Constraint)
+}
+
+func (e *ConflictError) Unwrap() error { return e.Err }
+
+// Translate maps a driver error to evaldb's errors, keeping the original
+// reachable with errors.As/Is. nil stays nil; errors it does not recognise
+// come back unchanged.
+func Translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrPoolTimeout) ||
+		errors.Is(err, ErrUnreachable) || errors.Is(err, ErrConnClosed) {
+		return err
+	}
+	var conflict *ConflictError
+	if errors.As(err, &conflict) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w (%w)", ErrNotFound, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if pgErr.Code == "23505" {
+			return &ConflictError{Constraint: pgErr.ConstraintName, Table: pgErr.TableName, Detail: pgErr.Detail, Err: err}
+		}
+		if IsConnectionClass(pgErr.Code) {
+			return fmt.Errorf("%w: %w", ErrConnClosed, err)
+		}
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+	if pgconn.SafeToRetry(err) {
+		// The failure happened before anything was sent.
+		return fmt.Errorf("%w: %w", ErrConnClosed, err)
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, net.ErrClosed) || isClosedConn(err) {
+		return fmt.Errorf("%w: %w", ErrConnClosed, err)
+	}
+	return err
+}
+
+// IsConnectionClass reports whether a SQLSTATE means the session is gone:
+// class 08 (connection exception) and 57P01-57P03 (admin shutdown, crash
+// shutdown, cannot connect now).
+func IsConnectionClass(code string) bool {
+	if len(code) == 5 && code[:2] == "08" {
+		return true
+	}
+	switch code {
+	case "57P01", "57P02", "57P03":
+		return true
+	}
+	return false
+}
+
+func isClosedConn(err error) bool {
+	// pgconn reports use of a connection it already closed as a plain
+	// "conn closed" error with no exported type.
+	return err.Error() == "conn closed" || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+}
