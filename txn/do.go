@@ -1,0 +1,386 @@
+package txn
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/aah/evaldb/gen"
+	"github.com/aah/evaldb/internal/dberr"
+)
+
+// Beginner begins a transaction. *pgxpool.Pool, *pgx.Conn, pgx.Tx (which
+// begins a savepoint) and pgxmock's pools and connections satisfy it.
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// txBeginner is a Beginner that can also set the isolation level and access
+// mode; *pgxpool.Pool, *pgx.Conn and pgxmock have it, pgx.Tx does not.
+type txBeginner interface {
+	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
+}
+
+// Cache is told about a transaction's writes; cachewrap.(*Cache) implements
+// it. Implementations must be safe for concurrent use.
+type Cache interface {
+	// Tx wraps the transaction-bound queries: reads bypass the cache, and the
+	// tables that writes touch are recorded; commit must be called only
+	// after COMMIT succeeded (never before) and invalidates them.
+	//
+	// Do also calls commit when the outcome of COMMIT is unknown (the
+	// connection was lost while it was in flight), because the writes may
+	// have been committed. It never calls commit after a rollback.
+	Tx(q gen.Querier) (txq gen.Querier, commit func())
+	// Invalidate marks tables as changed (used after COMMIT for writes not
+	// made through gen.Querier, e.g. RecordEvalRun's batch/COPY:
+	// "eval_runs", "eval_results", "eval_metrics").
+	Invalidate(tables ...string)
+}
+
+// Defaults of Options.
+const (
+	// DefaultMaxWait is Prisma's maxWait: how long to wait for a connection
+	// and BEGIN.
+	DefaultMaxWait = 2 * time.Second
+	// DefaultTimeout is Prisma's timeout: how long one attempt of the
+	// transaction, BEGIN to COMMIT, may take.
+	DefaultTimeout = 5 * time.Second
+	// DefaultMaxAttempts is how many times a transaction is tried in all.
+	DefaultMaxAttempts = 5
+	// DefaultBaseBackoff is the wait before the first retry; it doubles for
+	// each further one.
+	DefaultBaseBackoff = 10 * time.Millisecond
+	// DefaultMaxBackoff caps the wait between two attempts.
+	DefaultMaxBackoff = 500 * time.Millisecond
+)
+
+// Options configures Do and RecordEvalRun. A nil *Options means all
+// defaults; zero fields take their defaults. An Options may be shared by
+// concurrent calls as long as nobody modifies it.
+type Options struct {
+	// Isolation is the transaction isolation level, e.g. pgx.Serializable.
+	// Default "": the server's default (normally read committed). It needs a
+	// Beginner with BeginTx (a pool or connection, not a pgx.Tx).
+	Isolation pgx.TxIsoLevel
+	// AccessMode is pgx.ReadOnly or pgx.ReadWrite. Default "": the server's
+	// default (read write).
+	AccessMode pgx.TxAccessMode
+	// MaxWait bounds waiting for a connection plus BEGIN, per attempt. When
+	// it runs out the error wraps dberr.ErrPoolTimeout (repo.ErrPoolTimeout)
+	// and is not retried. Default DefaultMaxWait (2 s).
+	MaxWait time.Duration
+	// Timeout bounds one attempt from BEGIN to COMMIT; fn's ctx carries it.
+	// When it runs out the transaction is rolled back and the error wraps
+	// ErrTimeout and context.DeadlineExceeded. Default DefaultTimeout (5 s).
+	Timeout time.Duration
+	// MaxAttempts is how many attempts Do makes in all (1 = never retry).
+	// Default DefaultMaxAttempts (5).
+	MaxAttempts int
+	// BaseBackoff is the wait before the second attempt; each further wait
+	// doubles, capped at MaxBackoff, and is jittered to between half and all
+	// of that. Default DefaultBaseBackoff (10 ms).
+	BaseBackoff time.Duration
+	// MaxBackoff caps the wait between attempts. Default DefaultMaxBackoff
+	// (500 ms).
+	MaxBackoff time.Duration
+	// Cache is told which tables a committed transaction changed. Default
+	// nil: no cache.
+	Cache Cache
+	// CopyThreshold is RecordEvalRun's switch between its two write paths:
+	// runs with at least this many results are loaded with COPY, smaller ones
+	// go in one pipelined batch. Default DefaultCopyThreshold, measured on
+	// the development machine (see BENCHMARKS.md); -1 means always batch.
+	CopyThreshold int
+	// Logger receives a line per retry. Default nil: silent.
+	Logger *slog.Logger
+}
+
+// resolve validates the options and fills in the defaults.
+func (o *Options) resolve() (Options, error) {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	var errs []error
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"MaxWait", r.MaxWait}, {"Timeout", r.Timeout}, {"BaseBackoff", r.BaseBackoff}, {"MaxBackoff", r.MaxBackoff}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("txn: Options.%s must be >= 0, 0 for the default (got %s)", d.name, d.v))
+		}
+	}
+	if r.MaxAttempts < 0 {
+		errs = append(errs, fmt.Errorf("txn: Options.MaxAttempts must be >= 0, 1 to disable retries (got %d)", r.MaxAttempts))
+	}
+	if r.CopyThreshold < -1 {
+		errs = append(errs, fmt.Errorf("txn: Options.CopyThreshold must be >= -1 (got %d)", r.CopyThreshold))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return r, err
+	}
+	r.MaxWait = cmp.Or(r.MaxWait, DefaultMaxWait)
+	r.Timeout = cmp.Or(r.Timeout, DefaultTimeout)
+	r.MaxAttempts = cmp.Or(r.MaxAttempts, DefaultMaxAttempts)
+	r.BaseBackoff = cmp.Or(r.BaseBackoff, DefaultBaseBackoff)
+	r.MaxBackoff = cmp.Or(r.MaxBackoff, DefaultMaxBackoff)
+	r.CopyThreshold = cmp.Or(r.CopyThreshold, DefaultCopyThreshold)
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
+	}
+	return r, nil
+}
+
+var (
+	// ErrCommitUnknown means the connection was lost while COMMIT was in
+	// flight, so whether the transaction committed is unknown. Do does not
+	// retry it; the caller must find out (RecordEvalRun does so by itself).
+	// The error also wraps dberr.ErrConnClosed.
+	ErrCommitUnknown = errors.New("evaldb: connection lost during COMMIT, the transaction may or may not have committed")
+
+	// ErrTimeout means the transaction ran longer than Options.Timeout and
+	// was rolled back. The error also wraps context.DeadlineExceeded.
+	ErrTimeout = errors.New("evaldb: transaction timed out")
+)
+
+// Tx is the transaction handed to Do's fn: the typed queries bound to it
+// (embedded, so tx.GetEvalRun(ctx, id) works) and the raw pgx.Tx. Each
+// attempt gets a new Tx; it is valid only until fn returns and, like
+// pgx.Tx, is not safe for concurrent use.
+type Tx struct {
+	gen.Querier
+	raw     pgx.Tx
+	attempt int
+	touched []string
+}
+
+// Raw returns the underlying pgx.Tx for what gen.Querier cannot do (batches,
+// COPY, ad-hoc SQL). Do not Commit or Rollback it: Do does. Writes made
+// through it are invisible to Options.Cache unless declared with Touch.
+func (t *Tx) Raw() pgx.Tx { return t.raw }
+
+// Attempt returns which attempt this is, starting at 1.
+func (t *Tx) Attempt() int { return t.attempt }
+
+// Touch declares tables written through Raw, so that Options.Cache
+// invalidates them after COMMIT. Without a cache it does nothing harmful.
+func (t *Tx) Touch(tables ...string) { t.touched = append(t.touched, tables...) }
+
+// Do runs fn in a transaction on db: it begins one (waiting at most
+// Options.MaxWait), runs fn with a ctx bounded by Options.Timeout, commits
+// when fn returns nil and rolls back when fn returns an error or panics
+// (the panic goes on). opts nil means defaults.
+//
+// Attempts that fail with a serialization failure (40001), a deadlock
+// (40P01) or a connection failure before COMMIT are retried with backoff
+// (see the package doc), so fn must be safe to run again. Any other error is
+// returned at once, translated by dberr.Translate: fn's own errors keep
+// their identity for errors.Is/As. Errors to know: ErrCommitUnknown (never
+// retried), ErrTimeout, dberr.ErrPoolTimeout (MaxWait ran out), ctx's error.
+//
+// When db is a pgx.Tx, Do runs fn in a savepoint and never retries: the
+// outer transaction owns the retries. Do is safe for concurrent use when db
+// is (a pool is; a single connection or pgx.Tx is not).
+func Do(ctx context.Context, db Beginner, opts *Options, fn func(ctx context.Context, tx *Tx) error) error {
+	o, err := opts.resolve()
+	if err != nil {
+		return err
+	}
+	return do(ctx, db, &o, fn)
+}
+
+// do is Do with resolved options.
+func do(ctx context.Context, db Beginner, o *Options, fn func(ctx context.Context, tx *Tx) error) error {
+	maxAttempts := o.MaxAttempts
+	if isNested(db) {
+		maxAttempts = 1
+	}
+	for attempt := 1; ; attempt++ {
+		retry, err := attemptOnce(ctx, db, o, attempt, fn)
+		if err == nil {
+			return nil
+		}
+		if !retry {
+			return err
+		}
+		if attempt >= maxAttempts {
+			if maxAttempts == 1 {
+				return err
+			}
+			return fmt.Errorf("transaction failed %d times, giving up: %w", attempt, err)
+		}
+		wait := backoff(o, attempt)
+		o.Logger.InfoContext(ctx, "txn: retrying transaction", "attempt", attempt, "wait", wait, "error", err)
+		if werr := sleep(ctx, wait); werr != nil {
+			return fmt.Errorf("waiting to retry (%w) after: %w", werr, err)
+		}
+	}
+}
+
+// attemptOnce makes one attempt: BEGIN, fn, COMMIT. It reports whether the
+// failure may be retried.
+func attemptOnce(ctx context.Context, db Beginner, o *Options, attempt int, fn func(ctx context.Context, tx *Tx) error) (retry bool, err error) {
+	beginCtx, cancelBegin := context.WithTimeout(ctx, o.MaxWait)
+	pgtx, err := begin(beginCtx, db, o)
+	cancelBegin()
+	if err != nil {
+		if ctx.Err() == nil && beginCtx.Err() != nil {
+			return false, fmt.Errorf("begin transaction: %w: no connection and BEGIN within Options.MaxWait (%s): %w",
+				dberr.ErrPoolTimeout, o.MaxWait, err)
+		}
+		terr := dberr.Translate(err)
+		return ctx.Err() == nil && isConnFailure(terr), fmt.Errorf("begin transaction: %w", terr)
+	}
+
+	txCtx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	var q gen.Querier = gen.New(pgtx)
+	var cacheCommit func()
+	if o.Cache != nil {
+		q, cacheCommit = o.Cache.Tx(q)
+	}
+	t := &Tx{Querier: q, raw: pgtx, attempt: attempt}
+
+	finished := false
+	defer func() {
+		if !finished { // fn panicked
+			rollback(ctx, o, pgtx)
+		}
+	}()
+	err = fn(txCtx, t)
+	finished = true
+	if err != nil {
+		rollback(ctx, o, pgtx)
+		return classify(ctx, txCtx, o, err)
+	}
+
+	if err := pgtx.Commit(txCtx); err != nil {
+		if commitOutcomeUnknown(err) {
+			notifyCache(o, t, cacheCommit)
+			terr := dberr.Translate(err)
+			if ctx.Err() == nil && txCtx.Err() != nil {
+				terr = fmt.Errorf("%w after Options.Timeout (%s): %w", ErrTimeout, o.Timeout, terr)
+			}
+			return false, fmt.Errorf("commit: %w: %w", ErrCommitUnknown, terr)
+		}
+		// The server answered (or nothing was sent): it did not commit.
+		rollback(ctx, o, pgtx)
+		retry, err := classify(ctx, txCtx, o, err)
+		return retry, fmt.Errorf("commit: %w", err)
+	}
+	notifyCache(o, t, cacheCommit)
+	return false, nil
+}
+
+func notifyCache(o *Options, t *Tx, cacheCommit func()) {
+	if cacheCommit != nil {
+		cacheCommit()
+	}
+	if o.Cache != nil && len(t.touched) > 0 {
+		o.Cache.Invalidate(t.touched...)
+	}
+}
+
+// begin starts a transaction with the requested options.
+func begin(ctx context.Context, db Beginner, o *Options) (pgx.Tx, error) {
+	if o.Isolation == "" && o.AccessMode == "" {
+		return db.Begin(ctx)
+	}
+	tb, ok := db.(txBeginner)
+	if !ok {
+		return nil, fmt.Errorf("txn: Options.Isolation/AccessMode need a pool or connection with BeginTx; %T (a nested transaction?) has none", db)
+	}
+	return tb.BeginTx(ctx, pgx.TxOptions{IsoLevel: o.Isolation, AccessMode: o.AccessMode})
+}
+
+// isNested reports whether db is itself a transaction, so that Begin makes
+// a savepoint. pgxmock's pools implement pgx.Tx too but, unlike a real
+// pgx.Tx, also BeginTx.
+func isNested(db Beginner) bool {
+	if _, ok := db.(pgx.Tx); !ok {
+		return false
+	}
+	_, canBeginTx := db.(txBeginner)
+	return !canBeginTx
+}
+
+// rollback rolls back, even when ctx is done, and ignores pgx.ErrTxClosed.
+// A failed rollback is logged, not returned: the error that caused it is
+// the one the caller needs, and pgx closes a connection left mid-transaction.
+func rollback(ctx context.Context, o *Options, tx pgx.Tx) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := tx.Rollback(rctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
+		o.Logger.DebugContext(ctx, "txn: rollback failed", "error", err)
+	}
+}
+
+// classify translates a failure before COMMIT took effect and says whether
+// it may be retried.
+func classify(ctx, txCtx context.Context, o *Options, err error) (retry bool, _ error) {
+	if ctx.Err() != nil {
+		return false, dberr.Translate(err)
+	}
+	if txCtx.Err() != nil {
+		return false, fmt.Errorf("%w after Options.Timeout (%s): %w", ErrTimeout, o.Timeout, dberr.Translate(err))
+	}
+	terr := dberr.Translate(err)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
+		return true, terr
+	}
+	return isConnFailure(terr), terr
+}
+
+// isConnFailure reports whether a translated error is a lost or impossible
+// connection.
+func isConnFailure(terr error) bool {
+	return errors.Is(terr, dberr.ErrConnClosed) || errors.Is(terr, dberr.ErrUnreachable)
+}
+
+// commitOutcomeUnknown reports whether a COMMIT error leaves open whether
+// the transaction committed: not when the server answered with an error
+// (other than a connection-class one), not when pgx sent nothing.
+func commitOutcomeUnknown(err error) bool {
+	if errors.Is(err, pgx.ErrTxCommitRollback) || errors.Is(err, pgx.ErrTxClosed) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return dberr.IsConnectionClass(pgErr.Code)
+	}
+	return !pgconn.SafeToRetry(err)
+}
+
+// backoff returns the jittered wait after the given failed attempt.
+func backoff(o *Options, attempt int) time.Duration {
+	d := o.BaseBackoff
+	for i := 1; i < attempt && d < o.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, o.MaxBackoff)
+	if d <= 1 {
+		return d
+	}
+	half := d / 2
+	return half + rand.N(d-half)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
