@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -116,3 +117,28 @@ func isClosedConn(err error) bool {
 	// "conn closed" error with no exported type.
 	return err.Error() == "conn closed" || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
+
+// PoolTimeoutError is the error of a query that waited the whole pool
+// timeout for a free connection. errors.Is(err, ErrPoolTimeout) holds for it.
+// Its text gives the connection limit and the timeout, as Prisma's P2024 does.
+type PoolTimeoutError struct {
+	// MaxConns is the pool's connection limit.
+	MaxConns int32
+	// Timeout is the pool timeout that elapsed.
+	Timeout time.Duration
+	// Err is the acquire error (a context deadline), or nil.
+	Err error
+}
+
+func (e *PoolTimeoutError) Error() string {
+	return fmt.Sprintf("evaldb: timed out fetching a new connection from the pool "+
+		"(connection limit %d, pool timeout %s): every connection stayed busy; "+
+		"shorten long queries and transactions, or raise connection_limit or pool_timeout in the database URL",
+		e.MaxConns, e.Timeout)
+}
+
+// Is makes errors.Is(err, ErrPoolTimeout) hold.
+func (e *PoolTimeoutError) Is(target error) bool { return target == ErrPoolTimeout }
+
+// Unwrap returns the acquire error.
+func (e *PoolTimeoutError) Unwrap() error { return e.Err }
