@@ -34,7 +34,7 @@ SELECT $1,
        unnest($2::text[]), unnest($3::text[]), unnest($4::text[]),
        unnest($5::text[]), unnest($6::float8[]), unnest($7::boolean[]),
        unnest($8::int4[]), unnest($9::int4[]),
-       unnest($10::int4[]), nullif(unnest($11::text[]), '')
+       unnest($10::int4[]), unnest($11::text[])
 `
 
 type InsertEvalResultsUnnestParams struct {
@@ -52,11 +52,9 @@ type InsertEvalResultsUnnestParams struct {
 }
 
 // InsertEvalResultsUnnest inserts many results of one run in a single
-// statement from parallel arrays, zipped by unnest (one element per result).
-// error_texts uses "" for "no error", stored as NULL: a Go []string cannot
-// hold NULL, so unlike InsertEvalResults this path cannot store an empty
-// error text. It is the small-run path of txn.RecordEvalRun: unlike COPY it
-// can be pipelined in one batch with the run and its metrics.
+// statement from parallel arrays, zipped by unnest (one element per result; error_texts uses
+// NULL for "no error"). It is the small-run path of txn.RecordEvalRun: unlike
+// COPY it can be pipelined in one batch with the run and its metrics.
 func (q *Queries) InsertEvalResultsUnnest(ctx context.Context, arg InsertEvalResultsUnnestParams) (int64, error) {
 	result, err := q.db.Exec(ctx, InsertEvalResultsUnnest,
 		arg.RunID,

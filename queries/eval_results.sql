@@ -28,11 +28,9 @@ INSERT INTO eval_results (
 );
 
 -- InsertEvalResultsUnnest inserts many results of one run in a single
--- statement from parallel arrays, zipped by unnest (one element per result).
--- error_texts uses "" for "no error", stored as NULL: a Go []string cannot
--- hold NULL, so unlike InsertEvalResults this path cannot store an empty
--- error text. It is the small-run path of txn.RecordEvalRun: unlike COPY it
--- can be pipelined in one batch with the run and its metrics.
+-- statement from parallel arrays, zipped by unnest (one element per result; error_texts uses
+-- NULL for "no error"). It is the small-run path of txn.RecordEvalRun: unlike
+-- COPY it can be pipelined in one batch with the run and its metrics.
 -- name: InsertEvalResultsUnnest :execrows
 INSERT INTO eval_results (
     run_id, case_id, input, expected, output, score, passed,
@@ -42,4 +40,4 @@ SELECT @run_id,
        unnest(@case_ids::text[]), unnest(@inputs::text[]), unnest(@expecteds::text[]),
        unnest(@outputs::text[]), unnest(@scores::float8[]), unnest(@passeds::boolean[]),
        unnest(@latencies_ms::int4[]), unnest(@prompt_tokens::int4[]),
-       unnest(@completion_tokens::int4[]), nullif(unnest(@error_texts::text[]), '');
+       unnest(@completion_tokens::int4[]), unnest(@error_texts::text[]);

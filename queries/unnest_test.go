@@ -12,7 +12,8 @@ import (
 )
 
 // unnestParams turns rows into InsertEvalResultsUnnest's parallel arrays.
-// ErrorTexts is a []string, which cannot hold NULL: "" stands for "no error".
+// The generated ErrorTexts is a []string, which cannot hold NULL: a nil
+// Error goes as "" and is stored as "" (see unnestArgs for NULLs).
 func unnestParams(run uuid.UUID, rows []gen.InsertEvalResultsParams) gen.InsertEvalResultsUnnestParams {
 	p := gen.InsertEvalResultsUnnestParams{
 		RunID: run, CaseIds: []string{}, Inputs: []string{}, Expecteds: []string{}, Outputs: []string{},
@@ -38,9 +39,22 @@ func unnestParams(run uuid.UUID, rows []gen.InsertEvalResultsParams) gen.InsertE
 	return p
 }
 
+// unnestArgs are the arguments of the gen.InsertEvalResultsUnnest query text
+// with error_texts as a []*string, so that a nil Error is a NULL element:
+// what txn.RecordEvalRun sends.
+func unnestArgs(run uuid.UUID, rows []gen.InsertEvalResultsParams) []any {
+	p := unnestParams(run, rows)
+	errs := []*string{}
+	for _, r := range rows {
+		errs = append(errs, r.Error)
+	}
+	return []any{p.RunID, p.CaseIds, p.Inputs, p.Expecteds, p.Outputs, p.Scores, p.Passeds,
+		p.LatenciesMs, p.PromptTokens, p.CompletionTokens, errs}
+}
+
 func TestInsertEvalResultsUnnest(t *testing.T) {
 	t.Parallel()
-	_, q := setup(t)
+	pool, q := setup(t)
 	ctx := context.Background()
 
 	t.Run("RoundTrip", func(t *testing.T) {
@@ -49,13 +63,13 @@ func TestInsertEvalResultsUnnest(t *testing.T) {
 		rows := []gen.InsertEvalResultsParams{
 			{RunID: run.ID, CaseID: "q-01", Input: "Ünïcödé ✓ 日本語 🚀", Expected: "naïve — café",
 				Output: "line1\nline2\t\"q\" \\ {a,b} NULL", Score: 0.125, Passed: true,
-				LatencyMs: 2147483647, PromptTokens: 321, CompletionTokens: 0, Error: nil}, // NULL error entry
+				LatencyMs: 2147483647, PromptTokens: 321, CompletionTokens: 0, Error: ptr("")},
 			{RunID: run.ID, CaseID: "q-02", Input: "", Expected: "", Output: "",
 				Score: -0.5, Passed: false, LatencyMs: 0, PromptTokens: 0, CompletionTokens: 99,
 				Error: ptr("rate limited: 429 ✗")},
 			{RunID: run.ID, CaseID: "q-03 with spaces", Input: "NULL", Expected: "null", Output: "{}",
 				Score: math.MaxFloat64, Passed: false, LatencyMs: 7, PromptTokens: 1, CompletionTokens: 2,
-				Error: nil},
+				Error: ptr("NULL")},
 		}
 		// The other run's rows must stay apart.
 		otherRows := []gen.InsertEvalResultsParams{resultRow(other.ID, "q-01", true)}
@@ -75,18 +89,45 @@ func TestInsertEvalResultsUnnest(t *testing.T) {
 		}
 	})
 
-	t.Run("EmptyErrorTextIsNoError", func(t *testing.T) {
+	t.Run("NullErrorEntries", func(t *testing.T) {
+		// The SQL takes NULL elements in error_texts; the generated
+		// []string cannot express them, so this goes through the query text.
+		run := mustInsertRun(t, q, "null-errors")
+		rows := []gen.InsertEvalResultsParams{
+			resultRow(run.ID, "n-1", true), resultRow(run.ID, "n-2", false),
+			resultRow(run.ID, "n-3", false), resultRow(run.ID, "n-4", true),
+		}
+		rows[1].Error = ptr("")
+		rows[2].Error = ptr("💥 crashed")
+		tag, err := pool.Exec(ctx, gen.InsertEvalResultsUnnest, unnestArgs(run.ID, rows)...)
+		if err != nil || tag.RowsAffected() != 4 {
+			t.Fatalf("exec InsertEvalResultsUnnest = %v, %v; want 4 rows", tag, err)
+		}
+		got, err := q.ListEvalResults(ctx, gen.ListEvalResultsParams{RunID: run.ID, RowLimit: 10})
+		if err != nil {
+			t.Fatalf("ListEvalResults: %v", err)
+		}
+		if diff := cmp.Diff(asResults(rows), got); diff != "" {
+			t.Errorf("NULL error entries round trip mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("GeneratedParamsStoreEmptyNotNull", func(t *testing.T) {
+		// Documents the limit of the generated method: a "" error text is
+		// stored as "", never NULL. If this starts failing, the query or
+		// sqlc.yaml changed how error_texts is typed: update unnestParams.
 		run := mustInsertRun(t, q, "empty-error")
-		p := unnestParams(run.ID, []gen.InsertEvalResultsParams{resultRow(run.ID, "e", false)})
-		if _, err := q.InsertEvalResultsUnnest(ctx, p); err != nil {
+		if _, err := q.InsertEvalResultsUnnest(ctx, unnestParams(run.ID, []gen.InsertEvalResultsParams{resultRow(run.ID, "e", false)})); err != nil {
 			t.Fatalf("InsertEvalResultsUnnest: %v", err)
 		}
 		got, err := q.ListEvalResults(ctx, gen.ListEvalResultsParams{RunID: run.ID, RowLimit: 10})
-		if err != nil || len(got) != 1 {
-			t.Fatalf("ListEvalResults = %v, %v; want one row", got, err)
+		if err != nil {
+			t.Fatalf("ListEvalResults: %v", err)
 		}
-		if got[0].Error != nil {
-			t.Errorf("error stored for ErrorTexts[0] = \"\": got %q, want NULL", *got[0].Error)
+		want := resultRow(run.ID, "e", false)
+		want.Error = ptr("")
+		if diff := cmp.Diff([]gen.EvalResult{asResult(want)}, got); diff != "" {
+			t.Errorf("ListEvalResults mismatch (-want +got):\n%s", diff)
 		}
 	})
 
