@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aah/evaldb/repo"
+	"github.com/aah/evaldb/schema"
+)
+
+// repoConfig resolves the environment into a repo.Config. With neither
+// DATABASE_URL nor POSTGRES_PRISMA_URL set, it starts (or joins) the local
+// PostgreSQL, migrates it, and points every URL at it.
+func (a *app) repoConfig(ctx context.Context) (*repo.Config, error) {
+	lookup := func(k string) (string, bool) { v := a.getenv(k); return v, v != "" }
+	if a.getenv(repo.EnvDatabaseURL) == "" && a.getenv(repo.EnvPrismaURL) == "" {
+		if a.local == nil {
+			l, err := startLocalDB(ctx, a.stderr)
+			if err != nil {
+				return nil, err
+			}
+			a.local = l
+			if _, err := schema.Migrate(ctx, l.URL); err != nil {
+				return nil, fmt.Errorf("migrate the local database: %w", err)
+			}
+		}
+		local := a.local.URL
+		lookup = func(k string) (string, bool) {
+			switch k {
+			case repo.EnvDatabaseURL:
+				return local, true
+			case repo.EnvPrismaURL, repo.EnvNonPoolingURL, repo.EnvDirectURL:
+				return "", false
+			}
+			v := a.getenv(k)
+			return v, v != ""
+		}
+		cfg, err := repo.ConfigFromLookup(lookup)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Sources["URL"] = "local PostgreSQL: no DATABASE_URL or POSTGRES_PRISMA_URL set"
+		cfg.Sources["DirectURL"] = cfg.Sources["URL"]
+		return cfg, nil
+	}
+	return repo.ConfigFromLookup(lookup)
+}
+
+// migrationConfig is the connection configuration for migrations: the
+// non-pooling URL, translated like the pooled one.
+func (a *app) migrationConfig(ctx context.Context) (*pgx.ConnConfig, error) {
+	cfg, err := a.repoConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := repo.ParseURL(cfg.DirectURL, cfg.Env)
+	if err != nil {
+		return nil, fmt.Errorf("non-pooling URL (%s): %w", cfg.Sources["DirectURL"], err)
+	}
+	return s.Pool.ConnConfig, nil
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/aah/evaldb/schema"
+)
+
+func runMigrate(ctx context.Context, a *app, args []string) error {
+	fs := a.newFlags("migrate", "[up|down|status]",
+		"Applies every pending migration (up, the default), rolls back the newest one (down),\n"+
+			"or lists each migration and whether it is applied (status). It connects through the\n"+
+			"non-pooling URL (POSTGRES_URL_NON_POOLING, else DIRECT_URL, else the pooled URL):\n"+
+			"the migration lock needs a session, which PgBouncer's transaction pooling does not keep.")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	action := "up"
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		action = fs.Arg(0)
+	default:
+		return fmt.Errorf("too many arguments %q: want one of up, down, status", fs.Args())
+	}
+	if action != "up" && action != "down" && action != "status" {
+		return fmt.Errorf("unknown action %q: want up, down or status", action)
+	}
+	cfg, err := a.migrationConfig(ctx)
+	if err != nil {
+		return err
+	}
+	db := schema.Open(cfg)
+	defer db.Close()
+	p, err := schema.NewProvider(db)
+	if err != nil {
+		return err
+	}
+	switch action {
+	case "up":
+		res, err := p.Up(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate up: %w", err)
+		}
+		if len(res) == 0 {
+			fmt.Fprintln(a.stdout, "migrate: the schema is up to date")
+		}
+		for _, r := range res {
+			fmt.Fprintf(a.stdout, "migrate: applied %s (%s)\n", r.Source.Path, r.Duration.Round(1e5))
+		}
+	case "down":
+		r, err := p.Down(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate down: %w", err)
+		}
+		fmt.Fprintf(a.stdout, "migrate: rolled back %s (%s)\n", r.Source.Path, r.Duration.Round(1e5))
+	case "status":
+		st, err := p.Status(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate status: %w", err)
+		}
+		tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "VERSION\tMIGRATION\tSTATE\tAPPLIED AT")
+		for _, s := range st {
+			at := "-"
+			if !s.AppliedAt.IsZero() {
+				at = s.AppliedAt.UTC().Format("2006-01-02 15:04:05Z")
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Source.Version, s.Source.Path, s.State, at)
+		}
+		return tw.Flush()
+	}
+	return nil
+}
