@@ -1,0 +1,339 @@
+package cachewrap
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/aah/evaldb/gen"
+)
+
+// Options configures a Cache. A nil *Options means every default.
+type Options struct {
+	// MaxBytes bounds the estimated size of the cached values, keys and
+	// bookkeeping. Default 64 MiB.
+	MaxBytes int64
+	// TTL is how long a read without a "cache: ttl=" line in queries/ is
+	// served without asking PostgreSQL again. It bounds how stale a read can
+	// be after a write made outside this process. Default 1 minute.
+	TTL time.Duration
+	// SWR is the stale-while-revalidate window of reads without a
+	// "cache: swr=" line: for SWR after the TTL ends, a read returns the
+	// expired value at once and refreshes it in the background. Default 0
+	// (off).
+	SWR time.Duration
+	// Off lists query names (gen.Querier method names) that must not be
+	// cached, on top of those whose comment says "cache: off". An unknown
+	// name is an error. Default none.
+	Off []string
+	// NumCounters is ristretto's number of admission counters; about ten
+	// per entry the cache is expected to hold. Default MaxBytes/100 (ten
+	// counters per KiB), at least 1000.
+	NumCounters int64
+	// RefreshTimeout bounds a background stale-while-revalidate refresh,
+	// which outlives the read that started it. Default 30 seconds.
+	RefreshTimeout time.Duration
+	// Now is the clock deciding freshness; tests set it. Default time.Now.
+	Now func() time.Time
+}
+
+type (
+	tableID uint16
+	queryID uint16
+)
+
+// queryInfo is what cachegen derived from a query's SQL and comment.
+type queryInfo struct {
+	name          string
+	reads, writes []tableID
+	uncacheable   string // why the query is never cached, or ""
+	ttl, swr      time.Duration
+}
+
+// entry is a cached result. It holds its full key: ristretto stores only
+// 64-bit hashes, so a lookup whose hash matches but whose key does not is a
+// miss, never someone else's value.
+type entry struct {
+	key          string
+	val          any // immutable once stored; readers get copies
+	fresh, stale int64
+	qid          queryID
+	refreshing   atomic.Bool
+}
+
+// Cache is a gen.Querier serving reads from a ristretto cache and passing
+// writes through, generated from gen/ by tools/cachegen. Build it with New.
+//
+// Keys hold a generation number for every table the query reads; a write
+// made through the Cache (or a transaction's commit callback from Tx, or
+// Invalidate) bumps the generations of the tables it writes after the write
+// returned, so a read that starts afterwards builds a new key and cannot see
+// a value cached before the write. Nothing relies on deleting entries: old
+// ones age out by TTL or eviction.
+//
+// A Cache is safe for concurrent use. Every value it returns is a private
+// deep copy: callers may change it.
+type Cache struct {
+	q       gen.Querier
+	rc      *ristretto.Cache[uint64, *entry]
+	seed    maphash.Seed
+	gens    [numTables]atomic.Uint64
+	off     [numQueries]bool
+	ttl     [numQueries]int64
+	swr     [numQueries]int64
+	now     func() time.Time
+	refresh time.Duration
+	sf      singleflight.Group
+	bg      sync.WaitGroup
+	m       counters
+}
+
+// entryOverhead approximates the bytes of an entry beyond its key and value:
+// the entry struct, the value's interface box and ristretto's bookkeeping.
+const entryOverhead = 128
+
+// New returns a Cache over q. opts may be nil for the defaults. It returns an
+// error naming the field when an option is invalid. New does no I/O; call
+// Close when done to stop ristretto's goroutines.
+func New(q gen.Querier, opts *Options) (*Cache, error) {
+	if q == nil {
+		return nil, errors.New("cachewrap: New needs a gen.Querier (got nil)")
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	switch {
+	case o.MaxBytes < 0:
+		return nil, fmt.Errorf("cachewrap: MaxBytes must be > 0 (got %d)", o.MaxBytes)
+	case o.TTL < 0:
+		return nil, fmt.Errorf("cachewrap: TTL must be > 0 (got %s)", o.TTL)
+	case o.SWR < 0:
+		return nil, fmt.Errorf("cachewrap: SWR must be >= 0 (got %s)", o.SWR)
+	case o.NumCounters < 0:
+		return nil, fmt.Errorf("cachewrap: NumCounters must be > 0 (got %d)", o.NumCounters)
+	case o.RefreshTimeout < 0:
+		return nil, fmt.Errorf("cachewrap: RefreshTimeout must be > 0 (got %s)", o.RefreshTimeout)
+	}
+	o.MaxBytes = cmp.Or(o.MaxBytes, 64<<20)
+	o.TTL = cmp.Or(o.TTL, time.Minute)
+	o.NumCounters = cmp.Or(o.NumCounters, max(o.MaxBytes/100, 1000))
+	o.RefreshTimeout = cmp.Or(o.RefreshTimeout, 30*time.Second)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	c := &Cache{q: q, seed: maphash.MakeSeed(), now: o.Now, refresh: o.RefreshTimeout}
+	for i := range queries {
+		qi := &queries[i]
+		c.off[i] = qi.uncacheable != ""
+		c.ttl[i] = int64(cmp.Or(qi.ttl, o.TTL))
+		c.swr[i] = int64(cmp.Or(qi.swr, o.SWR))
+	}
+	for _, name := range o.Off {
+		id, ok := queryByName(name)
+		if !ok {
+			return nil, fmt.Errorf("cachewrap: Off: no query named %q (use a gen.Querier method name)", name)
+		}
+		c.off[id] = true
+	}
+	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
+		NumCounters:        o.NumCounters,
+		MaxCost:            o.MaxBytes,
+		BufferItems:        64,
+		IgnoreInternalCost: true, // costs are bytes; ristretto's own per-item overhead is in entryOverhead
+		OnEvict:            func(*ristretto.Item[*entry]) { c.m.evictions.Add(1) },
+		OnReject:           func(*ristretto.Item[*entry]) { c.m.rejected.Add(1) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cachewrap: ristretto: %w", err)
+	}
+	c.rc = rc
+	return c, nil
+}
+
+func queryByName(name string) (queryID, bool) {
+	for i := range queries {
+		if queries[i].name == name {
+			return queryID(i), true
+		}
+	}
+	return 0, false
+}
+
+// Close waits for background refreshes and stops the cache's goroutines.
+// The Cache must not be used afterwards.
+func (c *Cache) Close() {
+	c.bg.Wait()
+	c.rc.Close()
+}
+
+// Wait blocks until the values stored so far are visible to reads (ristretto
+// applies sets asynchronously) and background refreshes have finished.
+// Tests use it; production code has no need to.
+func (c *Cache) Wait() {
+	c.bg.Wait()
+	c.rc.Wait()
+}
+
+// Invalidate makes every cached read of the named tables a miss, for callers
+// who changed them other than through this Cache. Names are schema/'s table
+// names, optionally prefixed "public."; an unknown name invalidates
+// everything, since what it stands for cannot be known. Safe for concurrent
+// use.
+func (c *Cache) Invalidate(tables ...string) {
+	for _, name := range tables {
+		id, ok := tableByName(strings.TrimPrefix(name, "public."))
+		if !ok {
+			c.InvalidateAll()
+			continue
+		}
+		c.gens[id].Add(1)
+	}
+}
+
+// InvalidateAll makes every cached read a miss. Safe for concurrent use.
+func (c *Cache) InvalidateAll() {
+	for i := range c.gens {
+		c.gens[i].Add(1)
+	}
+}
+
+func tableByName(name string) (tableID, bool) {
+	for i, n := range tableNames {
+		if n == name {
+			return tableID(i), true
+		}
+	}
+	return 0, false
+}
+
+// Tx returns a gen.Querier for a transaction whose queries run on q, and
+// the commit callback. Reads go straight to q, never through the cache (a
+// transaction may see its own uncommitted writes, which must not be cached).
+// Writes go to q and are recorded; commit, called after COMMIT succeeded,
+// invalidates the tables they wrote. After a rollback, skip commit. commit
+// may be called more than once; it invalidates only what was written since.
+// This is the interface package txn uses.
+func (c *Cache) Tx(q gen.Querier) (txq gen.Querier, commit func()) {
+	w := &txWrites{}
+	return &txQuerier{q: q, w: w}, func() {
+		for i := range w.tables {
+			if w.tables[i].Swap(false) {
+				c.gens[i].Add(1)
+			}
+		}
+	}
+}
+
+// txWrites records the tables a transaction wrote.
+type txWrites struct {
+	tables [numTables]atomic.Bool
+}
+
+func (w *txWrites) record(qid queryID) {
+	for _, t := range queries[qid].writes {
+		w.tables[t].Store(true)
+	}
+}
+
+// bump invalidates the tables query qid writes.
+func (c *Cache) bump(qid queryID) {
+	for _, t := range queries[qid].writes {
+		c.gens[t].Add(1)
+	}
+}
+
+// keyPrefix appends the query id and the current generations of the tables
+// it reads.
+func (c *Cache) keyPrefix(b []byte, qid queryID) []byte {
+	b = append(b, byte(qid>>8), byte(qid))
+	for _, t := range queries[qid].reads {
+		b = appendUint64(b, c.gens[t].Load())
+	}
+	return b
+}
+
+type lookupState uint8
+
+const (
+	stateMiss lookupState = iota
+	stateFresh
+	stateStale
+)
+
+// lookup finds k's entry and says whether it is fresh, stale (in its
+// stale-while-revalidate window) or missing.
+func (c *Cache) lookup(qid queryID, k []byte) (*entry, lookupState) {
+	e, ok := c.rc.Get(maphash.Bytes(c.seed, k))
+	if !ok || e.key != string(k) {
+		c.m.q[qid].misses.Add(1)
+		return nil, stateMiss
+	}
+	now := c.now().UnixNano()
+	switch {
+	case now < e.fresh:
+		c.m.q[qid].hits.Add(1)
+		return e, stateFresh
+	case now < e.stale:
+		c.m.q[qid].stale.Add(1)
+		return e, stateStale
+	}
+	c.m.q[qid].misses.Add(1)
+	return nil, stateMiss
+}
+
+// loader runs a query and estimates its result's size.
+type loader func(ctx context.Context) (val any, size int64, err error)
+
+// load runs fn once for all concurrent misses of k and caches its result
+// unless it failed.
+func (c *Cache) load(ctx context.Context, qid queryID, k []byte, fn loader) (any, error) {
+	key := string(k)
+	v, err, _ := c.sf.Do(key, func() (any, error) {
+		v, size, err := fn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.store(qid, key, v, size)
+		return v, nil
+	})
+	if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		// The caller whose query we shared gave up; we did not.
+		v, _, err = fn(ctx)
+	}
+	return v, err
+}
+
+func (c *Cache) store(qid queryID, key string, v any, size int64) {
+	now := c.now().UnixNano()
+	ttl, swr := c.ttl[qid], c.swr[qid]
+	e := &entry{key: key, val: v, fresh: now + ttl, stale: now + ttl + swr, qid: qid}
+	if !c.rc.SetWithTTL(maphash.String(c.seed, key), e, size+int64(len(key))+entryOverhead, time.Duration(ttl+swr)) {
+		c.m.rejected.Add(1)
+	}
+}
+
+// revalidate refreshes a stale entry in the background, once at a time.
+func (c *Cache) revalidate(ctx context.Context, e *entry, fn loader) {
+	if !e.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.refresh)
+		defer cancel()
+		if _, err := c.load(ctx, e.qid, []byte(e.key), fn); err != nil {
+			e.refreshing.Store(false) // let a later read try again
+		}
+	}()
+}

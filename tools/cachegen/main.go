@@ -1,0 +1,226 @@
+// Command cachegen generates cachewrap/querier_gen.go, the caching
+// gen.Querier of package cachewrap, from sqlc's output.
+//
+// It reads gen/ (the Querier interface, its doc comments, the exported query
+// constants and the row and parameter types), parses every query's SQL with
+// PostgreSQL's own parser (pg_query_go) to find the tables it reads and
+// writes, follows the cascading foreign keys of schema/, and reads each
+// query's cache policy from a "cache:" line of its comment in queries/:
+//
+//	-- cache: ttl=30s swr=10s
+//	-- cache: off
+//
+// Run it through `go generate ./...` from the repository root (cachewrap's
+// generate.go runs `go run -C ../tools ./cachegen -root ..`).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	root := flag.String("root", ".", "repository root (holds gen/, schema/, queries/ and cachewrap/)")
+	flag.Parse()
+	if err := run(*root); err != nil {
+		fmt.Fprintln(os.Stderr, "cachegen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(root string) error {
+	si, err := loadSchema(filepath.Join(root, "schema"))
+	if err != nil {
+		return fmt.Errorf("load schema: %w", err)
+	}
+	pkg, err := loadGen(filepath.Join(root, "gen"))
+	if err != nil {
+		return fmt.Errorf("load gen: %w", err)
+	}
+	for _, m := range pkg.methods {
+		sql, ok := pkg.consts[m.name]
+		if !ok {
+			sql, err = querySQLFromFiles(filepath.Join(root, "queries"), m.name)
+			if err != nil {
+				return err
+			}
+		}
+		a, err := analyze(sql, si)
+		if err != nil {
+			return fmt.Errorf("query %s: %w", m.name, err)
+		}
+		m.access = a
+		m.write = len(a.writes) > 0
+		if m.policy, err = parsePolicy(m.doc); err != nil {
+			return fmt.Errorf("query %s: %w (fix its comment in queries/*.sql)", m.name, err)
+		}
+	}
+	var tables []string
+	for t := range si.tables {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	src, err := emit(pkg, tables)
+	if err != nil {
+		return err
+	}
+	out := filepath.Join(root, "cachewrap", "querier_gen.go")
+	if old, err := os.ReadFile(out); err == nil && string(old) == string(src) {
+		return nil
+	}
+	return os.WriteFile(out, src, 0o644)
+}
+
+// policy is a query's cache policy, from its "cache:" comment line.
+type policy struct {
+	set      bool // a cache: line was present
+	off      bool
+	ttl, swr time.Duration
+}
+
+func parsePolicy(doc []string) (policy, error) {
+	var p policy
+	for _, line := range doc {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cache:")
+		if !ok {
+			continue
+		}
+		if p.set {
+			return p, fmt.Errorf("more than one cache: line")
+		}
+		p.set = true
+		for _, f := range strings.Fields(rest) {
+			k, v, _ := strings.Cut(f, "=")
+			switch k {
+			case "off":
+				p.off = true
+			case "ttl", "swr":
+				d, err := time.ParseDuration(v)
+				if err != nil || d < 0 || (k == "ttl" && d == 0) {
+					return p, fmt.Errorf("cache: %s=%q must be a positive duration like 30s", k, v)
+				}
+				if k == "ttl" {
+					p.ttl = d
+				} else {
+					p.swr = d
+				}
+			default:
+				return p, fmt.Errorf("cache: unknown setting %q (want off, ttl=DURATION or swr=DURATION)", f)
+			}
+		}
+		if p.off && (p.ttl != 0 || p.swr != 0) {
+			return p, fmt.Errorf("cache: off takes no ttl or swr")
+		}
+	}
+	return p, nil
+}
+
+// genPkg is what the generator knows about package gen.
+type genPkg struct {
+	methods []*method
+	consts  map[string]string
+	structs map[string]*ast.StructType
+}
+
+type param struct {
+	name string
+	typ  ast.Expr
+}
+
+type method struct {
+	name    string
+	doc     []string
+	params  []param // after ctx
+	result  ast.Expr
+	access  access
+	write   bool
+	policy  policy
+	typeSrc string // Go source of the result type
+}
+
+func loadGen(dir string) (*genPkg, error) {
+	fset := token.NewFileSet()
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	p := &genPkg{consts: map[string]string{}, structs: map[string]*ast.StructType{}}
+	var querier *ast.InterfaceType
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(fset, f, nil, parser.ParseComments)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range af.Decls {
+			gd, ok := d.(*ast.GenDecl)
+			if !ok {
+				continue
+			}
+			for _, s := range gd.Specs {
+				switch s := s.(type) {
+				case *ast.ValueSpec:
+					if gd.Tok != token.CONST || len(s.Names) != 1 || len(s.Values) != 1 {
+						continue
+					}
+					if lit, ok := s.Values[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						v, err := strconv.Unquote(lit.Value)
+						if err == nil {
+							p.consts[s.Names[0].Name] = v
+						}
+					}
+				case *ast.TypeSpec:
+					switch t := s.Type.(type) {
+					case *ast.StructType:
+						p.structs[s.Name.Name] = t
+					case *ast.InterfaceType:
+						if s.Name.Name == "Querier" {
+							querier = t
+						}
+					}
+				}
+			}
+		}
+	}
+	if querier == nil {
+		return nil, fmt.Errorf("no Querier interface in %s (is emit_interface set in sqlc.yaml?)", dir)
+	}
+	for _, f := range querier.Methods.List {
+		ft, ok := f.Type.(*ast.FuncType)
+		if !ok || len(f.Names) != 1 {
+			return nil, fmt.Errorf("unexpected Querier member")
+		}
+		m := &method{name: f.Names[0].Name}
+		if f.Doc != nil {
+			for _, c := range f.Doc.List {
+				m.doc = append(m.doc, strings.TrimPrefix(strings.TrimPrefix(c.Text, "//"), " "))
+			}
+		}
+		for i, fp := range ft.Params.List {
+			if i == 0 {
+				continue // ctx
+			}
+			for _, n := range fp.Names {
+				m.params = append(m.params, param{name: n.Name, typ: fp.Type})
+			}
+		}
+		if ft.Results == nil || len(ft.Results.List) != 2 {
+			return nil, fmt.Errorf("%s: want (T, error) results", m.name)
+		}
+		m.result = ft.Results.List[0].Type
+		p.methods = append(p.methods, m)
+	}
+	return p, nil
+}
