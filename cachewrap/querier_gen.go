@@ -98,10 +98,14 @@ var queries = [numQueries]queryInfo{
 	qGetEvalRunSummary: {
 		name:  "GetEvalRunSummary",
 		reads: []tableID{tEvalResults, tEvalRuns},
+		ttl:   60000000000, // 1m0s
+		swr:   30000000000, // 30s
 	},
 	qGetStudentWithMetrics: {
 		name:  "GetStudentWithMetrics",
 		reads: []tableID{tPerformanceMetrics, tStudentProfiles},
+		ttl:   30000000000, // 30s
+		swr:   10000000000, // 10s
 	},
 	qGetUser: {
 		name:  "GetUser",
@@ -152,6 +156,7 @@ var queries = [numQueries]queryInfo{
 	qListEvalRuns: {
 		name:  "ListEvalRuns",
 		reads: []tableID{tEvalRuns},
+		ttl:   10000000000, // 10s
 	},
 	qListFailedEvalResults: {
 		name:  "ListFailedEvalResults",
@@ -203,6 +208,7 @@ func (c *Cache) DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, error) 
 }
 
 // GetEvalRun serves gen.Querier.GetEvalRun from the cache; it reads eval_runs.
+// Policy: Options.TTL and Options.SWR.
 func (c *Cache) GetEvalRun(ctx context.Context, id uuid.UUID) (gen.EvalRun, error) {
 	const qid = qGetEvalRun
 	if c.off[qid] {
@@ -232,6 +238,7 @@ func (c *Cache) GetEvalRun(ctx context.Context, id uuid.UUID) (gen.EvalRun, erro
 }
 
 // GetEvalRunSummary serves gen.Querier.GetEvalRunSummary from the cache; it reads eval_results, eval_runs.
+// Policy from queries/: ttl=1m0s swr=30s (a zero takes the Options default).
 func (c *Cache) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (gen.GetEvalRunSummaryRow, error) {
 	const qid = qGetEvalRunSummary
 	if c.off[qid] {
@@ -261,6 +268,7 @@ func (c *Cache) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (gen.GetEva
 }
 
 // GetStudentWithMetrics serves gen.Querier.GetStudentWithMetrics from the cache; it reads performance_metrics, student_profiles.
+// Policy from queries/: ttl=30s swr=10s (a zero takes the Options default).
 func (c *Cache) GetStudentWithMetrics(ctx context.Context, studentID string) (gen.GetStudentWithMetricsRow, error) {
 	const qid = qGetStudentWithMetrics
 	if c.off[qid] {
@@ -290,6 +298,7 @@ func (c *Cache) GetStudentWithMetrics(ctx context.Context, studentID string) (ge
 }
 
 // GetUser serves gen.Querier.GetUser from the cache; it reads users.
+// Policy: Options.TTL and Options.SWR.
 func (c *Cache) GetUser(ctx context.Context, id int64) (gen.User, error) {
 	const qid = qGetUser
 	if c.off[qid] {
@@ -319,6 +328,7 @@ func (c *Cache) GetUser(ctx context.Context, id int64) (gen.User, error) {
 }
 
 // GetUserByEmail serves gen.Querier.GetUserByEmail from the cache; it reads users.
+// Policy: Options.TTL and Options.SWR.
 func (c *Cache) GetUserByEmail(ctx context.Context, email string) (gen.User, error) {
 	const qid = qGetUserByEmail
 	if c.off[qid] {
@@ -396,6 +406,7 @@ func (c *Cache) InsertPerformanceMetrics(ctx context.Context, arg []gen.InsertPe
 }
 
 // ListEvalMetrics serves gen.Querier.ListEvalMetrics from the cache; it reads eval_metrics.
+// Policy: Options.TTL and Options.SWR.
 func (c *Cache) ListEvalMetrics(ctx context.Context, runID uuid.UUID) ([]gen.EvalMetric, error) {
 	const qid = qListEvalMetrics
 	if c.off[qid] {
@@ -425,6 +436,7 @@ func (c *Cache) ListEvalMetrics(ctx context.Context, runID uuid.UUID) ([]gen.Eva
 }
 
 // ListEvalResults serves gen.Querier.ListEvalResults from the cache; it reads eval_results.
+// Policy: Options.TTL and Options.SWR.
 func (c *Cache) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
 	const qid = qListEvalResults
 	if c.off[qid] {
@@ -456,6 +468,7 @@ func (c *Cache) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsPara
 }
 
 // ListEvalRuns serves gen.Querier.ListEvalRuns from the cache; it reads eval_runs.
+// Policy from queries/: ttl=10s swr=0s (a zero takes the Options default).
 func (c *Cache) ListEvalRuns(ctx context.Context, arg gen.ListEvalRunsParams) ([]gen.EvalRun, error) {
 	const qid = qListEvalRuns
 	if c.off[qid] {
@@ -497,6 +510,7 @@ func (c *Cache) ListEvalRuns(ctx context.Context, arg gen.ListEvalRunsParams) ([
 }
 
 // ListFailedEvalResults serves gen.Querier.ListFailedEvalResults from the cache; it reads eval_results.
+// Policy: Options.TTL and Options.SWR.
 func (c *Cache) ListFailedEvalResults(ctx context.Context, arg gen.ListFailedEvalResultsParams) ([]gen.EvalResult, error) {
 	const qid = qListFailedEvalResults
 	if c.off[qid] {
@@ -528,6 +542,7 @@ func (c *Cache) ListFailedEvalResults(ctx context.Context, arg gen.ListFailedEva
 }
 
 // ListStudentMetricsInWindow serves gen.Querier.ListStudentMetricsInWindow from the cache; it reads performance_metrics, student_profiles.
+// Policy: Options.TTL and Options.SWR.
 func (c *Cache) ListStudentMetricsInWindow(ctx context.Context, arg gen.ListStudentMetricsInWindowParams) ([]gen.PerformanceMetric, error) {
 	const qid = qListStudentMetricsInWindow
 	if c.off[qid] {

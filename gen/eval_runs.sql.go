@@ -82,6 +82,7 @@ type GetEvalRunSummaryRow struct {
 // median and 95th-percentile latency. For a run with no results the rate,
 // mean and percentiles are 0 (ResultCount says why), and a run that does not
 // exist is pgx.ErrNoRows.
+// cache: ttl=1m swr=30s
 func (q *Queries) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (GetEvalRunSummaryRow, error) {
 	row := q.db.QueryRow(ctx, GetEvalRunSummary, id)
 	var i GetEvalRunSummaryRow
@@ -164,6 +165,7 @@ type ListEvalRunsParams struct {
 // pass the created_at and id of the last run of the previous page as
 // before_created_at and before_id, or NULL for the first page. Unlike OFFSET,
 // every page costs the same however deep it is.
+// cache: ttl=10s
 func (q *Queries) ListEvalRuns(ctx context.Context, arg ListEvalRunsParams) ([]EvalRun, error) {
 	rows, err := q.db.Query(ctx, ListEvalRuns, arg.BeforeCreatedAt, arg.BeforeID, arg.RowLimit)
 	if err != nil {

@@ -25,7 +25,8 @@ type CountConnectionsByStateRow struct {
 // CountConnectionsByState counts the connections to the current database by
 // state (active, idle, idle in transaction, …), the pooling guide's
 // monitoring query broken down. Background workers have no state and are
-// left out.
+// left out. Never cached: it reports live server state.
+// cache: off
 func (q *Queries) CountConnectionsByState(ctx context.Context) ([]CountConnectionsByStateRow, error) {
 	rows, err := q.db.Query(ctx, CountConnectionsByState)
 	if err != nil {

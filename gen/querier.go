@@ -14,7 +14,8 @@ type Querier interface {
 	// CountConnectionsByState counts the connections to the current database by
 	// state (active, idle, idle in transaction, …), the pooling guide's
 	// monitoring query broken down. Background workers have no state and are
-	// left out.
+	// left out. Never cached: it reports live server state.
+	// cache: off
 	CountConnectionsByState(ctx context.Context) ([]CountConnectionsByStateRow, error)
 	// CreateStudentProfile creates the student record of a user.
 	CreateStudentProfile(ctx context.Context, arg CreateStudentProfileParams) (StudentProfile, error)
@@ -29,6 +30,7 @@ type Querier interface {
 	// median and 95th-percentile latency. For a run with no results the rate,
 	// mean and percentiles are 0 (ResultCount says why), and a run that does not
 	// exist is pgx.ErrNoRows.
+	// cache: ttl=1m swr=30s
 	GetEvalRunSummary(ctx context.Context, id uuid.UUID) (GetEvalRunSummaryRow, error)
 	// GetStudentWithMetrics returns a student profile, found by its external
 	// student_id, together with all of its performance metrics in recorded_at
@@ -36,6 +38,7 @@ type Querier interface {
 	// i-th name, value and recorded_at belong together), empty when the student
 	// has none. This is Prisma's findMany({ include: { performanceMetrics } })
 	// without a second query.
+	// cache: ttl=30s swr=10s
 	GetStudentWithMetrics(ctx context.Context, studentID string) (GetStudentWithMetricsRow, error)
 	// GetUser returns one user by id.
 	GetUser(ctx context.Context, id int64) (User, error)
@@ -72,6 +75,7 @@ type Querier interface {
 	// pass the created_at and id of the last run of the previous page as
 	// before_created_at and before_id, or NULL for the first page. Unlike OFFSET,
 	// every page costs the same however deep it is.
+	// cache: ttl=10s
 	ListEvalRuns(ctx context.Context, arg ListEvalRunsParams) ([]EvalRun, error)
 	// ListFailedEvalResults is ListEvalResults restricted to the results that did
 	// not pass, with the same keyset paging.

@@ -71,6 +71,7 @@ type GetStudentWithMetricsRow struct {
 // i-th name, value and recorded_at belong together), empty when the student
 // has none. This is Prisma's findMany({ include: { performanceMetrics } })
 // without a second query.
+// cache: ttl=30s swr=10s
 func (q *Queries) GetStudentWithMetrics(ctx context.Context, studentID string) (GetStudentWithMetricsRow, error) {
 	row := q.db.QueryRow(ctx, GetStudentWithMetrics, studentID)
 	var i GetStudentWithMetricsRow

@@ -15,6 +15,7 @@ WHERE id = @id;
 -- pass the created_at and id of the last run of the previous page as
 -- before_created_at and before_id, or NULL for the first page. Unlike OFFSET,
 -- every page costs the same however deep it is.
+-- cache: ttl=10s
 -- name: ListEvalRuns :many
 SELECT * FROM eval_runs
 WHERE (created_at, id) < (
@@ -29,6 +30,7 @@ LIMIT @row_limit;
 -- median and 95th-percentile latency. For a run with no results the rate,
 -- mean and percentiles are 0 (ResultCount says why), and a run that does not
 -- exist is pgx.ErrNoRows.
+-- cache: ttl=1m swr=30s
 -- name: GetEvalRunSummary :one
 SELECT
     r.id,

@@ -10,6 +10,7 @@ RETURNING *;
 -- i-th name, value and recorded_at belong together), empty when the student
 -- has none. This is Prisma's findMany({ include: { performanceMetrics } })
 -- without a second query.
+-- cache: ttl=30s swr=10s
 -- name: GetStudentWithMetrics :one
 SELECT
     sp.id, sp.user_id, sp.student_id, sp.cohort, sp.created_at,

@@ -225,6 +225,11 @@ func (e *emitter) method(m *method) error {
 		return err
 	}
 	e.p("// %s serves gen.Querier.%s from the cache; it reads %s.", m.name, m.name, strings.Join(m.access.reads, ", "))
+	if m.policy.set {
+		e.p("// Policy from queries/: ttl=%s swr=%s (a zero takes the Options default).", m.policy.ttl, m.policy.swr)
+	} else {
+		e.p("// Policy: Options.TTL and Options.SWR.")
+	}
 	e.p("func (c *Cache) %s {", sig)
 	e.p("const qid = q%s", m.name)
 	e.p("if c.off[qid] {")
