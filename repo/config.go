@@ -1,0 +1,171 @@
+package repo
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Environment selects evaldb's defaults and how much it logs. It is read from
+// APP_ENV by ConfigFromEnv.
+type Environment string
+
+// The environments evaldb knows.
+const (
+	// Development: 5 connections, 10 s pool timeout, every query logged.
+	Development Environment = "development"
+	// Production: 10 connections, 20 s pool timeout, errors and slow queries logged.
+	Production Environment = "production"
+	// Test: 4 connections, 5 s pool timeout, warnings and errors logged.
+	Test Environment = "test"
+)
+
+// Valid reports whether e is one of Development, Production and Test.
+func (e Environment) Valid() bool {
+	switch e {
+	case Development, Production, Test:
+		return true
+	}
+	return false
+}
+
+// Defaults are the settings an environment uses for anything the URL and
+// Config do not set.
+type Defaults struct {
+	// MaxConns is the pool's connection limit (Prisma's connection_limit).
+	MaxConns int32
+	// PoolTimeout is how long a query waits for a free connection.
+	PoolTimeout time.Duration
+	// ConnectTimeout bounds dialling and authenticating one connection.
+	ConnectTimeout time.Duration
+	// LogLevel is the least severe level evaldb logs at. Every query is
+	// logged at Info, so Info means "log every query".
+	LogLevel slog.Level
+}
+
+// DefaultsFor returns the defaults of environment e (Development's when e is
+// not valid). The figures follow the Prisma pooling guide: 5 connections and
+// 10 s for development, 10 and 20 s for production (Vercel's limits); tests
+// get a small pool that fails fast.
+func DefaultsFor(e Environment) Defaults {
+	switch e {
+	case Production:
+		return Defaults{MaxConns: 10, PoolTimeout: 20 * time.Second, ConnectTimeout: 5 * time.Second, LogLevel: slog.LevelError}
+	case Test:
+		return Defaults{MaxConns: 4, PoolTimeout: 5 * time.Second, ConnectTimeout: 5 * time.Second, LogLevel: slog.LevelWarn}
+	default:
+		return Defaults{MaxConns: 5, PoolTimeout: 10 * time.Second, ConnectTimeout: 5 * time.Second, LogLevel: slog.LevelInfo}
+	}
+}
+
+// DefaultSlowQueryThreshold is the default Config.SlowQueryThreshold: the
+// platform troubleshooting guide's "Query took 2000ms".
+const DefaultSlowQueryThreshold = 2 * time.Second
+
+// Config configures Open and New. A nil *Config means Config{} (which Open
+// refuses for want of a URL; New accepts it).
+type Config struct {
+	// URL is the pooled connection URL (DATABASE_URL). It may carry Prisma's
+	// parameters and pgx's; see ParseURL. Required by Open; New ignores it.
+	URL string
+
+	// DirectURL is the non-pooling URL for migrations and other session-level
+	// work that PgBouncer's transaction pooling breaks. Default: URL.
+	DirectURL string
+
+	// Env selects the defaults and the logging. Default: Development.
+	Env Environment
+
+	// Logger receives evaldb's log lines. nil discards them: a library is
+	// quiet unless asked. Default: nil.
+	Logger *slog.Logger
+
+	// LogLevel overrides the environment's choice of what is logged: Info
+	// logs every query, Warn only warnings (slow queries, retries, many
+	// pools) and errors, Error only errors. Slow-query warnings are logged
+	// whatever the level. Default: nil (Development Info, Test Warn,
+	// Production Error).
+	LogLevel slog.Leveler
+
+	// SlowQueryThreshold is the duration from which a query is logged as a
+	// slow-query warning. Negative disables the warning. Default: 2 s.
+	SlowQueryThreshold time.Duration
+
+	// QueryTimeout is a deadline for each statement run outside a
+	// transaction, added to the caller's context. It overrides the URL's
+	// socket_timeout. Default: socket_timeout, else none.
+	QueryTimeout time.Duration
+
+	// DisableCache turns off the read cache of package cachewrap in
+	// Queries. Default: false.
+	DisableCache bool
+
+	// Name labels this Repo's metrics (the "db" label) and log lines.
+	// Default: the database name from URL, or "evaldb".
+	Name string
+
+	// Sources says where URL, DirectURL and Env came from (for example
+	// "URL": "DATABASE_URL"), for `evaldb config`. ConfigFromEnv fills it.
+	// Default: nil.
+	Sources map[string]string
+}
+
+// Variables read by ConfigFromEnv, in order of precedence.
+const (
+	EnvDatabaseURL    = "DATABASE_URL"
+	EnvPrismaURL      = "POSTGRES_PRISMA_URL"
+	EnvNonPoolingURL  = "POSTGRES_URL_NON_POOLING"
+	EnvDirectURL      = "DIRECT_URL"
+	EnvAppEnvironment = "APP_ENV"
+)
+
+// ConfigFromEnv builds a Config from the process environment; see
+// ConfigFromLookup.
+func ConfigFromEnv() (*Config, error) {
+	return ConfigFromLookup(os.LookupEnv)
+}
+
+// ConfigFromLookup builds a Config from the variables lookup returns
+// (os.LookupEnv, or a map in tests). An empty variable counts as unset.
+//
+//   - URL: DATABASE_URL, else POSTGRES_PRISMA_URL. DATABASE_URL wins because
+//     it is what the application itself sets (Prisma's
+//     url = env("DATABASE_URL")); POSTGRES_PRISMA_URL is injected by the
+//     Vercel Postgres integration, and an explicit choice beats a platform's.
+//   - DirectURL: POSTGRES_URL_NON_POOLING, else DIRECT_URL, else URL.
+//     POSTGRES_URL_NON_POOLING wins because Vercel sets it alongside
+//     POSTGRES_PRISMA_URL for exactly this purpose; DIRECT_URL is Prisma's
+//     own name (directUrl = env("DIRECT_URL")).
+//   - Env: APP_ENV (development, production or test), default development.
+//
+// It fails when neither URL variable is set or APP_ENV has another value;
+// it does not parse the URLs (Open and ParseURL do).
+func ConfigFromLookup(lookup func(string) (string, bool)) (*Config, error) {
+	get := func(names ...string) (string, string) {
+		for _, n := range names {
+			if v, ok := lookup(n); ok && v != "" {
+				return v, n
+			}
+		}
+		return "", ""
+	}
+	cfg := &Config{Sources: map[string]string{}}
+	cfg.URL, cfg.Sources["URL"] = get(EnvDatabaseURL, EnvPrismaURL)
+	if cfg.URL == "" {
+		return nil, fmt.Errorf("repo: no database URL: set %s (or %s) to a postgres:// URL", EnvDatabaseURL, EnvPrismaURL)
+	}
+	cfg.DirectURL, cfg.Sources["DirectURL"] = get(EnvNonPoolingURL, EnvDirectURL)
+	if cfg.DirectURL == "" {
+		cfg.DirectURL, cfg.Sources["DirectURL"] = cfg.URL, cfg.Sources["URL"]+" (no "+EnvNonPoolingURL+" or "+EnvDirectURL+")"
+	}
+	env, src := get(EnvAppEnvironment)
+	cfg.Env, cfg.Sources["Env"] = Environment(env), src
+	if env == "" {
+		cfg.Env, cfg.Sources["Env"] = Development, "default"
+	}
+	if !cfg.Env.Valid() {
+		return nil, fmt.Errorf("repo: %s=%q: must be development, production or test", EnvAppEnvironment, env)
+	}
+	return cfg, nil
+}

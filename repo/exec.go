@@ -1,0 +1,218 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/aah/evaldb/internal/dberr"
+)
+
+// executor is the layer between the typed accessors and the connections:
+// it adds the per-statement deadline (socket_timeout), retries once a
+// statement that failed before anything was sent (a pooled connection that
+// died while idle), and translates driver errors with dberr.Translate.
+// Statements that may have reached the server are never retried.
+//
+// It is safe for concurrent use when db is.
+type executor struct {
+	db      DBTX
+	timeout time.Duration // 0 = no per-statement deadline
+	log     *slog.Logger
+	retries atomic.Int64
+}
+
+var _ DBTX = (*executor)(nil)
+
+func (e *executor) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if e.timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, e.timeout)
+}
+
+// retryable reports whether err proves the statement never left this
+// process, so that running it again cannot run it twice.
+func retryable(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() == nil && pgconn.SafeToRetry(err) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+func (e *executor) noteRetry(ctx context.Context, sql string, err error) {
+	e.retries.Add(1)
+	e.log.WarnContext(ctx, "evaldb: retrying statement on a fresh connection; it was never sent",
+		"query", QueryName(sql), "error", err)
+}
+
+// Exec runs a statement, retrying once if it was never sent.
+func (e *executor) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	ctx, cancel := e.bound(ctx)
+	defer cancel()
+	tag, err := e.db.Exec(ctx, sql, args...)
+	if retryable(ctx, err) {
+		e.noteRetry(ctx, sql, err)
+		tag, err = e.db.Exec(ctx, sql, args...)
+	}
+	return tag, dberr.Translate(err)
+}
+
+// Query runs a query, retrying once if it was never sent (whether the
+// failure shows at Query or at the first Next).
+func (e *executor) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	ctx, cancel := e.bound(ctx)
+	rows, err := e.db.Query(ctx, sql, args...)
+	if retryable(ctx, err) {
+		if rows != nil {
+			rows.Close()
+		}
+		e.noteRetry(ctx, sql, err)
+		rows, err = e.db.Query(ctx, sql, args...)
+	}
+	if err != nil {
+		cancel()
+		err = dberr.Translate(err)
+		return errRows{err}, err
+	}
+	return &execRows{Rows: rows, e: e, ctx: ctx, cancel: cancel, sql: sql, args: args}, nil
+}
+
+// QueryRow runs a query whose first row Scan reads; an error (translated)
+// shows at Scan. A failure before sending is retried once.
+func (e *executor) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	ctx, cancel := e.bound(ctx)
+	return &execRow{row: e.db.QueryRow(ctx, sql, args...), e: e, ctx: ctx, cancel: cancel, sql: sql, args: args}
+}
+
+// CopyFrom runs COPY FROM; it is never retried (the row source may have
+// been read).
+func (e *executor) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
+	ctx, cancel := e.bound(ctx)
+	defer cancel()
+	n, err := e.db.CopyFrom(ctx, table, cols, src)
+	return n, dberr.Translate(err)
+}
+
+// SendBatch sends a batch; it is never retried. The deadline ends at Close.
+func (e *executor) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	ctx, cancel := e.bound(ctx)
+	return &execBatch{br: e.db.SendBatch(ctx, b), cancel: cancel}
+}
+
+// Begin starts a transaction. The deadline bounds BEGIN only, as pgx's
+// context does; statements in the transaction run under their own contexts.
+func (e *executor) Begin(ctx context.Context) (pgx.Tx, error) {
+	return e.BeginTx(ctx, pgx.TxOptions{})
+}
+
+// BeginTx starts a transaction with opts; db must support BeginTx unless
+// opts is the zero value.
+func (e *executor) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
+	ctx, cancel := e.bound(ctx)
+	defer cancel()
+	var (
+		tx  pgx.Tx
+		err error
+	)
+	if b, ok := e.db.(interface {
+		BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+	}); ok {
+		tx, err = b.BeginTx(ctx, opts)
+	} else if opts == (pgx.TxOptions{}) {
+		tx, err = e.db.Begin(ctx)
+	} else {
+		return nil, errors.New("repo: this executor cannot set transaction options (no BeginTx)")
+	}
+	return tx, dberr.Translate(err)
+}
+
+type execRows struct {
+	pgx.Rows
+	e      *executor
+	ctx    context.Context
+	cancel context.CancelFunc
+	sql    string
+	args   []any
+	seen   bool // a row was returned: never retry
+	tried  bool
+}
+
+func (r *execRows) Next() bool {
+	if r.Rows.Next() {
+		r.seen = true
+		return true
+	}
+	if !r.seen && !r.tried && retryable(r.ctx, r.Rows.Err()) {
+		r.tried = true
+		err := r.Rows.Err()
+		r.Rows.Close()
+		r.e.noteRetry(r.ctx, r.sql, err)
+		rows, qerr := r.e.db.Query(r.ctx, r.sql, r.args...)
+		if qerr != nil {
+			if rows != nil {
+				rows.Close()
+			}
+			rows = errRows{qerr}
+		}
+		r.Rows = rows
+		return r.Next()
+	}
+	r.cancel()
+	return false
+}
+
+func (r *execRows) Close() {
+	r.Rows.Close()
+	r.cancel()
+}
+
+func (r *execRows) Err() error { return dberr.Translate(r.Rows.Err()) }
+
+type execRow struct {
+	row    pgx.Row
+	e      *executor
+	ctx    context.Context
+	cancel context.CancelFunc
+	sql    string
+	args   []any
+}
+
+func (r *execRow) Scan(dest ...any) error {
+	defer r.cancel()
+	err := r.row.Scan(dest...)
+	if retryable(r.ctx, err) {
+		r.e.noteRetry(r.ctx, r.sql, err)
+		err = r.e.db.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...)
+	}
+	return dberr.Translate(err)
+}
+
+type execBatch struct {
+	br     pgx.BatchResults
+	cancel context.CancelFunc
+}
+
+func (b *execBatch) Exec() (pgconn.CommandTag, error) {
+	tag, err := b.br.Exec()
+	return tag, dberr.Translate(err)
+}
+
+func (b *execBatch) Query() (pgx.Rows, error) {
+	rows, err := b.br.Query()
+	return rows, dberr.Translate(err)
+}
+
+func (b *execBatch) QueryRow() pgx.Row { return translatedRow{b.br.QueryRow()} }
+
+func (b *execBatch) Close() error {
+	defer b.cancel()
+	return dberr.Translate(b.br.Close())
+}
+
+type translatedRow struct{ row pgx.Row }
+
+func (r translatedRow) Scan(dest ...any) error { return dberr.Translate(r.row.Scan(dest...)) }

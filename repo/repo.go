@@ -1,0 +1,232 @@
+package repo
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aah/evaldb/gen"
+	"github.com/aah/evaldb/internal/dberr"
+	"github.com/aah/evaldb/internal/dsn"
+)
+
+// Repo is evaldb's database handle: a connection pool (or any DBTX), the
+// typed accessors over it, its metrics and its logger. Create one per
+// process with Open and share it; it is safe for concurrent use. Close it
+// when the process ends.
+type Repo struct {
+	cfg      Config
+	settings *Settings     // nil for New
+	pool     *pgxpool.Pool // nil for New
+	pooled   *pooled       // nil for New
+	exec     *executor
+	queries  gen.Querier
+	metrics  *Metrics
+	log      *slog.Logger
+	stat     func() *pgxpool.Stat // nil when the executor has no pool figures
+	regKey   string
+	closed   sync.Once
+}
+
+// Open parses cfg.URL (see ParseURL), builds one pgx pool with evaldb's
+// tracers and checks that the server answers. When it cannot reach the
+// server, the error wraps ErrUnreachable and names the host and port
+// (never the password) and what to check. The Repo's pool is closed by
+// Close. cfg may not be nil.
+func Open(ctx context.Context, cfg *Config) (*Repo, error) {
+	if cfg == nil || cfg.URL == "" {
+		return nil, errors.New("repo: Config.URL is empty: set DATABASE_URL (or POSTGRES_PRISMA_URL), or use repo.ConfigFromEnv")
+	}
+	s, err := ParseURL(cfg.URL, cfg.Env)
+	if err != nil {
+		return nil, fmt.Errorf("repo: %w", err)
+	}
+	r, err := newRepo(nil, cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.settings = s
+	r.exec.timeout = cmp.Or(cfg.QueryTimeout, s.QueryTimeout)
+	pcfg := s.Pool.Copy()
+	pcfg.ConnConfig.Tracer = &tracer{log: r.log, level: r.level(), slow: r.slow(), metrics: r.metrics, scrub: s.url.Scrub}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("repo: create pool for %s: %w", s.Redacted, scrubbed(err, s.url))
+	}
+	r.pool = pool
+	r.pooled = &pooled{pool: pool, timeout: s.PoolTimeout, maxConns: s.MaxConns}
+	r.exec.db = r.pooled
+	r.stat = pool.Stat
+	if err := r.pooled.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, unreachable(pcfg, s, err)
+	}
+	r.regKey = registryKey(pcfg)
+	if n := registry.open(r.regKey); n >= manyPools {
+		r.log.WarnContext(ctx, "evaldb: this process has opened several pools to the same database; "+
+			"create one Repo per process and share it (opening one per request exhausts the server's connections)",
+			"pools", n, "database", r.regKey)
+	}
+	return r, nil
+}
+
+// New wraps an executor that the caller owns, for example a pgxmock pool in
+// a unit test or a pool built by other code. New does no I/O. Statements go
+// through the same executor (deadline, retry, error translation) as with
+// Open, but pgx tracers, the pool timeout and pool figures need a pool made
+// by Open: with New, Stats reports pool figures only when db has a
+// Stat() *pgxpool.Stat method. Close does not close db. A nil cfg means
+// defaults.
+func New(db DBTX, cfg *Config) (*Repo, error) {
+	if db == nil {
+		return nil, errors.New("repo: New: db is nil; pass a *pgxpool.Pool, a pgx.Tx or a pgxmock pool")
+	}
+	r, err := newRepo(db, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s, ok := db.(interface{ Stat() *pgxpool.Stat }); ok {
+		r.stat = s.Stat
+	}
+	return r, nil
+}
+
+func newRepo(db DBTX, cfg *Config) (*Repo, error) {
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	c.Env = cmp.Or(c.Env, Development)
+	if !c.Env.Valid() {
+		return nil, fmt.Errorf("repo: Config.Env %q: must be development, production or test", c.Env)
+	}
+	if c.QueryTimeout < 0 {
+		return nil, fmt.Errorf("repo: Config.QueryTimeout must be >= 0 (got %s)", c.QueryTimeout)
+	}
+	if c.Name == "" {
+		c.Name = "evaldb"
+		if u, err := url.Parse(c.URL); err == nil && strings.Trim(u.Path, "/") != "" {
+			c.Name = strings.Trim(u.Path, "/")
+		}
+	}
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Repo{cfg: c, metrics: newMetrics(), log: log}
+	r.exec = &executor{db: db, timeout: c.QueryTimeout, log: log}
+	// Integration point: cachewrap.New(querier{…}, …) unless c.DisableCache.
+	r.queries = querier{q: gen.New(r.exec)}
+	return r, nil
+}
+
+func (r *Repo) level() slog.Leveler {
+	if r.cfg.LogLevel != nil {
+		return r.cfg.LogLevel
+	}
+	return DefaultsFor(r.cfg.Env).LogLevel
+}
+
+func (r *Repo) slow() time.Duration {
+	if r.cfg.SlowQueryThreshold < 0 {
+		return 0
+	}
+	return cmp.Or(r.cfg.SlowQueryThreshold, DefaultSlowQueryThreshold)
+}
+
+// Queries returns the typed accessors, bound to the pool, with errors
+// translated (ErrNotFound, *ConflictError, ErrPoolTimeout, …). Safe for
+// concurrent use; call it as often as convenient (it allocates nothing).
+func (r *Repo) Queries() gen.Querier { return r.queries }
+
+// DB returns the executor the accessors run on: the pool behind the pool
+// timeout, per-query deadline, retry and error translation. It has Begin
+// and BeginTx, so txn.Do and pgx.BeginFunc accept it. Safe for concurrent use.
+func (r *Repo) DB() DBTX { return r.exec }
+
+// Settings returns the translated configuration of a Repo made by Open, or
+// nil for one made by New. The caller must not modify it.
+func (r *Repo) Settings() *Settings { return r.settings }
+
+// Metrics returns the per-query timings (filled only for a Repo made by
+// Open, whose pool carries the tracers).
+func (r *Repo) Metrics() *Metrics { return r.metrics }
+
+// Close closes the pool of a Repo made by Open, waiting for acquired
+// connections to be released. It is a no-op for a Repo made by New and on
+// a second call.
+func (r *Repo) Close() {
+	r.closed.Do(func() {
+		if r.pool != nil {
+			r.pool.Close()
+			registry.close(r.regKey)
+		}
+	})
+}
+
+// unreachable explains a failed first ping.
+func unreachable(pcfg *pgxpool.Config, s *Settings, err error) error {
+	cc := pcfg.ConnConfig
+	target := fmt.Sprintf("%s:%d", cc.Host, cc.Port)
+	err = dberr.Translate(err)
+	if errors.Is(err, dberr.ErrPoolTimeout) {
+		return fmt.Errorf("repo: open %s: %w", s.Redacted, err)
+	}
+	return fmt.Errorf("repo: cannot reach PostgreSQL at %s (database %q, user %q): %w\n"+
+		"check that the server is running and accepts TCP connections on %s, that host and port in the URL "+
+		"(%s) are right, firewalls, sslmode, and the user's password and pg_hba.conf entry; "+
+		"connect_timeout is %s", target, cc.Database, cc.User, scrubbed(err, s.url), target, s.Redacted, durText(s.ConnectTimeout, "none"))
+}
+
+// scrubbedError keeps an error reachable with errors.Is/As but removes the
+// password from its text.
+type scrubbedError struct {
+	err error
+	u   *dsn.URL
+}
+
+func (e scrubbedError) Error() string { return e.u.Scrub(e.err.Error()) }
+func (e scrubbedError) Unwrap() error { return e.err }
+
+func scrubbed(err error, u *dsn.URL) error { return scrubbedError{err: err, u: u} }
+
+// manyPools is the number of pools to one database from one process from
+// which Open warns. Two is common (an app and its migrations); more is the
+// per-request anti-pattern.
+const manyPools = 3
+
+type poolRegistry struct {
+	mu    sync.Mutex
+	count map[string]int
+}
+
+var registry = &poolRegistry{count: map[string]int{}}
+
+func (p *poolRegistry) open(key string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.count[key]++
+	return p.count[key]
+}
+
+func (p *poolRegistry) close(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.count[key]--; p.count[key] <= 0 {
+		delete(p.count, key)
+	}
+}
+
+// registryKey identifies a database without secrets: user@host:port/db.
+func registryKey(pcfg *pgxpool.Config) string {
+	cc := pcfg.ConnConfig
+	return fmt.Sprintf("%s@%s:%d/%s", cc.User, cc.Host, cc.Port, cc.Database)
+}

@@ -1,0 +1,172 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// PoolStats are the pool's figures, from pgxpool.Stat plus evaldb's own
+// count of acquires that ran out of pool timeout.
+type PoolStats struct {
+	// TotalConns, IdleConns and AcquiredConns are open, idle and in-use
+	// connections; ConstructingConns are being dialled.
+	TotalConns, IdleConns, AcquiredConns, ConstructingConns int32
+	// MaxConns is the connection limit.
+	MaxConns int32
+	// AcquireCount is the number of successful acquires.
+	AcquireCount int64
+	// AcquireDuration is the total time successful acquires took.
+	AcquireDuration time.Duration
+	// EmptyAcquireCount is the number of acquires that had to wait because
+	// no connection was idle; EmptyAcquireWaitTime is the time they waited.
+	EmptyAcquireCount    int64
+	EmptyAcquireWaitTime time.Duration
+	// CanceledAcquireCount is the number of acquires given up because their
+	// context ended (including pool timeouts).
+	CanceledAcquireCount int64
+	// AcquireTimeouts is the number of acquires that ran out of pool
+	// timeout (each returned ErrPoolTimeout).
+	AcquireTimeouts int64
+	// NewConnsCount is the number of connections opened so far.
+	NewConnsCount int64
+}
+
+// Stats are a Repo's pool figures, the database's connections by state and
+// the per-query timings.
+type Stats struct {
+	// Pool are the pool's figures (zero for a Repo made by New over an
+	// executor without Stat).
+	Pool PoolStats
+	// Connections counts every connection to this database, from any
+	// client, by pg_stat_activity state ("active", "idle", "idle in
+	// transaction", …): the pooling guide's monitoring query.
+	Connections map[string]int64
+	// Queries are the per-query timings, sorted by name.
+	Queries []QueryStats
+}
+
+// PoolStats returns the pool's figures without a round trip.
+func (r *Repo) PoolStats() PoolStats {
+	var ps PoolStats
+	if r.stat != nil {
+		if s := r.stat(); s != nil {
+			ps = PoolStats{
+				TotalConns: s.TotalConns(), IdleConns: s.IdleConns(), AcquiredConns: s.AcquiredConns(),
+				ConstructingConns: s.ConstructingConns(), MaxConns: s.MaxConns(),
+				AcquireCount: s.AcquireCount(), AcquireDuration: s.AcquireDuration(),
+				EmptyAcquireCount: s.EmptyAcquireCount(), EmptyAcquireWaitTime: s.EmptyAcquireWaitTime(),
+				CanceledAcquireCount: s.CanceledAcquireCount(), NewConnsCount: s.NewConnsCount(),
+			}
+		}
+	}
+	if r.pooled != nil {
+		ps.AcquireTimeouts = r.pooled.timeouts.Load()
+	}
+	return ps
+}
+
+// Stats returns the pool figures, the per-query timings and, in one query
+// (CountConnectionsByState, itself counted), the database's connections by
+// state. The error is that query's, translated.
+func (r *Repo) Stats(ctx context.Context) (Stats, error) {
+	rows, err := r.queries.CountConnectionsByState(ctx)
+	if err != nil {
+		return Stats{}, fmt.Errorf("count connections by state: %w", err)
+	}
+	st := Stats{Pool: r.PoolStats(), Connections: make(map[string]int64, len(rows)), Queries: r.metrics.Snapshot()}
+	for _, row := range rows {
+		st.Connections[row.State] = row.Connections
+	}
+	return st, nil
+}
+
+// Collector returns a Prometheus collector of this Repo's figures, labelled
+// db=Config.Name. Register it once (prometheus.MustRegister(r.Collector()));
+// two Repos with the same Name cannot be registered together. The names
+// follow Prisma's removed $metrics, with evaldb_ for prisma_:
+//
+//	evaldb_queries_total{query}                  counter   statements run, by sqlc name
+//	evaldb_query_errors_total{query}             counter   statements that failed
+//	evaldb_query_duration_seconds{query}         histogram statement latency
+//	evaldb_pool_connections_open                 gauge     open connections (prisma_pool_connections_open)
+//	evaldb_pool_connections_idle                 gauge     idle connections
+//	evaldb_pool_connections_busy                 gauge     acquired connections
+//	evaldb_pool_connections_max                  gauge     connection limit
+//	evaldb_pool_connections_opened_total         counter   connections opened
+//	evaldb_pool_acquires_total                   counter   successful acquires
+//	evaldb_pool_acquire_seconds_total            counter   time successful acquires took
+//	evaldb_pool_acquires_waited_total            counter   acquires that had to wait (prisma_client_queries_wait)
+//	evaldb_pool_acquire_wait_seconds_total       counter   time those waited
+//	evaldb_pool_acquires_canceled_total          counter   acquires abandoned (context ended)
+//	evaldb_pool_acquire_timeouts_total           counter   acquires that hit the pool timeout (P2024)
+//	evaldb_connects_total / evaldb_connect_errors_total    connection attempts and failures
+//
+// Collect takes no round trip to the server. Safe for concurrent use.
+func (r *Repo) Collector() prometheus.Collector { return &collector{r: r, labels: prometheus.Labels{"db": r.cfg.Name}} }
+
+type collector struct {
+	r      *Repo
+	labels prometheus.Labels
+}
+
+func (c *collector) desc(name, help string, variable ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, variable, c.labels)
+}
+
+func (c *collector) descs() map[string]*prometheus.Desc {
+	return map[string]*prometheus.Desc{
+		"queries":    c.desc("evaldb_queries_total", "Statements run, by sqlc query name.", "query"),
+		"errors":     c.desc("evaldb_query_errors_total", "Statements that failed, by sqlc query name.", "query"),
+		"duration":   c.desc("evaldb_query_duration_seconds", "Statement latency, by sqlc query name.", "query"),
+		"open":       c.desc("evaldb_pool_connections_open", "Open connections in the pool."),
+		"idle":       c.desc("evaldb_pool_connections_idle", "Idle connections in the pool."),
+		"busy":       c.desc("evaldb_pool_connections_busy", "Connections acquired from the pool."),
+		"max":        c.desc("evaldb_pool_connections_max", "The pool's connection limit."),
+		"opened":     c.desc("evaldb_pool_connections_opened_total", "Connections the pool opened."),
+		"acquires":   c.desc("evaldb_pool_acquires_total", "Successful acquires."),
+		"acqsec":     c.desc("evaldb_pool_acquire_seconds_total", "Time successful acquires took."),
+		"waited":     c.desc("evaldb_pool_acquires_waited_total", "Acquires that had to wait for a connection."),
+		"waitsec":    c.desc("evaldb_pool_acquire_wait_seconds_total", "Time acquires spent waiting for a connection."),
+		"canceled":   c.desc("evaldb_pool_acquires_canceled_total", "Acquires abandoned because their context ended."),
+		"timeouts":   c.desc("evaldb_pool_acquire_timeouts_total", "Acquires that ran out of pool timeout (ErrPoolTimeout)."),
+		"connects":   c.desc("evaldb_connects_total", "Connection attempts."),
+		"connerrors": c.desc("evaldb_connect_errors_total", "Connection attempts that failed."),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs() {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	d := c.descs()
+	for _, h := range c.r.metrics.histograms() {
+		ch <- prometheus.MustNewConstMetric(d["queries"], prometheus.CounterValue, float64(h.count), h.name)
+		ch <- prometheus.MustNewConstMetric(d["errors"], prometheus.CounterValue, float64(h.errors), h.name)
+		ch <- prometheus.MustNewConstHistogram(d["duration"], uint64(h.count), h.sum, h.buckets, h.name)
+	}
+	ps := c.r.PoolStats()
+	gauge := func(k string, v float64) { ch <- prometheus.MustNewConstMetric(d[k], prometheus.GaugeValue, v) }
+	counter := func(k string, v float64) { ch <- prometheus.MustNewConstMetric(d[k], prometheus.CounterValue, v) }
+	gauge("open", float64(ps.TotalConns))
+	gauge("idle", float64(ps.IdleConns))
+	gauge("busy", float64(ps.AcquiredConns))
+	gauge("max", float64(ps.MaxConns))
+	counter("opened", float64(ps.NewConnsCount))
+	counter("acquires", float64(ps.AcquireCount))
+	counter("acqsec", ps.AcquireDuration.Seconds())
+	counter("waited", float64(ps.EmptyAcquireCount))
+	counter("waitsec", ps.EmptyAcquireWaitTime.Seconds())
+	counter("canceled", float64(ps.CanceledAcquireCount))
+	counter("timeouts", float64(ps.AcquireTimeouts))
+	c.r.metrics.mu.Lock()
+	conn := c.r.metrics.connect
+	c.r.metrics.mu.Unlock()
+	counter("connects", float64(conn.count))
+	counter("connerrors", float64(conn.errors))
+}
