@@ -232,7 +232,7 @@ func attemptOnce(ctx context.Context, db Beginner, o *Options, attempt int, fn f
 	pgtx, err := begin(beginCtx, db, o)
 	cancelBegin()
 	if err != nil {
-		if ctx.Err() == nil && beginCtx.Err() != nil {
+		if ctx.Err() == nil && errors.Is(beginCtx.Err(), context.DeadlineExceeded) {
 			return false, fmt.Errorf("begin transaction: %w: no connection and BEGIN within Options.MaxWait (%s): %w",
 				dberr.ErrPoolTimeout, o.MaxWait, err)
 		}
