@@ -178,8 +178,8 @@ func Parse(raw string) (*URL, error) {
 		u.Params[k] = v
 	}
 	pu.RawQuery = q.Encode()
-	u.Clean = pu.String()
-	u.Redacted = pu.Redacted()
+	u.Clean = keepSlashes(pu.String(), pu.Scheme)
+	u.Redacted = keepSlashes(pu.Redacted(), pu.Scheme)
 	if u.password != "" {
 		u.Redacted = scrub(u.Redacted, u.password)
 	}
@@ -246,6 +246,15 @@ var prismaParams = map[string]func(u *URL, v string) error{
 	},
 }
 
+// keepSlashes restores the "//" that url.URL.String drops when a URL has no
+// host, user or path ("postgres://" means all defaults to pgx).
+func keepSlashes(s, scheme string) string {
+	if strings.HasPrefix(s, scheme+"://") {
+		return s
+	}
+	return scheme + "://" + strings.TrimPrefix(s, scheme+":")
+}
+
 func validUTF8(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
 
 // seconds parses a non-negative number of seconds (fractions allowed, as
@@ -260,7 +269,7 @@ func seconds(param, v, zero string) (*time.Duration, error) {
 }
 
 var (
-	userinfoRe = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://[^:@/]*):[^@]*@`)
+	userinfoRe = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://[^:@/]*):.*@`)
 	pwParamRe  = regexp.MustCompile(`(?i)((?:^|[?&\s])(?:ssl)?password=)[^&\s]*`)
 )
 
