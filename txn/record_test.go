@@ -1,0 +1,289 @@
+package txn_test
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pashagolub/pgxmock/v5"
+
+	"github.com/aah/evaldb/gen"
+	"github.com/aah/evaldb/txn"
+)
+
+var (
+	started  = time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC)
+	finished = started.Add(time.Minute)
+	created  = finished.Add(time.Second)
+)
+
+// mockRun is validRun with everything the mock must match spelled out.
+func mockRun() txn.Run {
+	r := validRun()
+	r.ID, r.StartedAt, r.FinishedAt = runID, started, &finished
+	return r
+}
+
+var runColumns = []string{"id", "name", "model", "dataset", "status", "config", "started_at", "finished_at", "created_at"}
+
+func runRow(m pgxmock.PgxPoolIface, r txn.Run) *pgxmock.Rows {
+	return m.NewRows(runColumns).AddRow(r.ID, r.Name, r.Model, r.Dataset, r.Status, r.Config, r.StartedAt, r.FinishedAt, created)
+}
+
+func runArgs(r txn.Run) []any {
+	return []any{r.ID, r.Name, r.Model, r.Dataset, r.Status, r.Config, r.StartedAt, r.FinishedAt}
+}
+
+func wantRecorded(r txn.Run, already bool) txn.Recorded {
+	return txn.Recorded{
+		Run: gen.EvalRun{ID: r.ID, Name: r.Name, Model: r.Model, Dataset: r.Dataset, Status: r.Status,
+			Config: r.Config, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, CreatedAt: created},
+		Results: len(r.Results), Metrics: len(r.Metrics), AlreadyRecorded: already,
+	}
+}
+
+// expectBatch expects the small-run batch; runErr fails its first statement.
+func expectBatch(m pgxmock.PgxPoolIface, r txn.Run, runErr error) {
+	b := m.ExpectBatch()
+	q := b.ExpectQuery(gen.InsertEvalRun).WithArgs(runArgs(r)...)
+	if runErr != nil {
+		q.WillReturnError(runErr)
+	} else {
+		q.WillReturnRows(runRow(m, r))
+	}
+	b.ExpectExec(gen.InsertEvalResultsUnnest).WithArgs(
+		r.ID, []string{"c1", "c2"}, []string{"1+1", "2+2"}, []string{"2", "4"}, []string{"2", "5"},
+		[]float64{1, 0}, []bool{true, false}, []int32{12, 15}, []int32{5, 0}, []int32{1, 0},
+		[]*string{nil, r.Results[1].Error},
+	).WillReturnResult(pgxmock.NewResult("INSERT", 2))
+	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(r.ID, []string{"accuracy", "mean_latency_ms"}, []float64{0.5, 13.5}).
+		WillReturnResult(pgxmock.NewResult("INSERT", 2))
+}
+
+// expectReadBack expects the idempotency check's reads of the stored run.
+func expectReadBack(m pgxmock.PgxPoolIface, stored txn.Run) {
+	m.ExpectBeginTx(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	m.ExpectQuery(gen.GetEvalRun).WithArgs(stored.ID).WillReturnRows(runRow(m, stored))
+	rows := m.NewRows([]string{"run_id", "case_id", "input", "expected", "output", "score", "passed", "latency_ms", "prompt_tokens", "completion_tokens", "error"})
+	for _, r := range stored.Results {
+		rows.AddRow(stored.ID, r.CaseID, r.Input, r.Expected, r.Output, r.Score, r.Passed, r.LatencyMs, r.PromptTokens, r.CompletionTokens, r.Error)
+	}
+	m.ExpectQuery(gen.ListEvalResults).WithArgs(stored.ID, "", int32(10_000)).WillReturnRows(rows)
+	metrics := m.NewRows([]string{"run_id", "name", "value"})
+	for _, mt := range stored.Metrics {
+		metrics.AddRow(stored.ID, mt.Name, mt.Value)
+	}
+	m.ExpectQuery(gen.ListEvalMetrics).WithArgs(stored.ID).WillReturnRows(metrics)
+	m.ExpectCommit()
+}
+
+func TestRecordEvalRunSmallRunIsOneBatch(t *testing.T) {
+	t.Parallel()
+	mock := newMock(t)
+	run := mockRun()
+	mock.ExpectBegin()
+	expectBatch(mock, run, nil)
+	mock.ExpectCommit()
+
+	got, err := txn.RecordEvalRun(t.Context(), mock, run)
+	if err != nil {
+		t.Fatalf("RecordEvalRun() = %v", err)
+	}
+	if diff := cmp.Diff(wantRecorded(run, false), got); diff != "" {
+		t.Errorf("RecordEvalRun() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestRecordEvalRunLargeRunUsesCopy(t *testing.T) {
+	t.Parallel()
+	mock := newMock(t)
+	run := mockRun()
+	mock.ExpectBegin()
+	mock.ExpectQuery(gen.InsertEvalRun).WithArgs(runArgs(run)...).WillReturnRows(runRow(mock, run))
+	mock.ExpectCopyFrom(pgx.Identifier{"eval_results"},
+		[]string{"run_id", "case_id", "input", "expected", "output", "score", "passed", "latency_ms", "prompt_tokens", "completion_tokens", "error"}).
+		WillReturnResult(2)
+	mock.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(run.ID, []string{"accuracy", "mean_latency_ms"}, []float64{0.5, 13.5}).
+		WillReturnResult(pgxmock.NewResult("INSERT", 2))
+	mock.ExpectCommit()
+
+	got, err := txn.RecordEvalRunWithOptions(t.Context(), mock, run, &txn.Options{CopyThreshold: 2})
+	if err != nil {
+		t.Fatalf("RecordEvalRun() = %v", err)
+	}
+	if diff := cmp.Diff(wantRecorded(run, false), got); diff != "" {
+		t.Errorf("RecordEvalRun() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestRecordEvalRunInvalidRunSendsNothing(t *testing.T) {
+	t.Parallel()
+	mock := newMock(t) // no expectations: any statement fails the test
+	run := mockRun()
+	run.Results[0].CaseID = run.Results[1].CaseID
+	_, err := txn.RecordEvalRun(t.Context(), mock, run)
+	var verr *txn.ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("RecordEvalRun() = %v, want a *ValidationError", err)
+	}
+}
+
+var runExists = &pgconn.PgError{Code: "23505", ConstraintName: "eval_runs_pkey", TableName: "eval_runs", Detail: "Key (id) exists."}
+
+func TestRecordEvalRunAlreadyRecorded(t *testing.T) {
+	t.Parallel()
+	mock := newMock(t)
+	run := mockRun()
+	mock.ExpectBegin()
+	expectBatch(mock, run, runExists)
+	mock.ExpectRollback()
+	expectReadBack(mock, run)
+
+	got, err := txn.RecordEvalRun(t.Context(), mock, run)
+	if err != nil {
+		t.Fatalf("RecordEvalRun() = %v", err)
+	}
+	if diff := cmp.Diff(wantRecorded(run, true), got); diff != "" {
+		t.Errorf("RecordEvalRun() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestRecordEvalRunConflict(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		change func(*txn.Run)
+	}{
+		{"Name", func(r *txn.Run) { r.Name = "other" }},
+		{"Config", func(r *txn.Run) { r.Config = json.RawMessage(`{"temperature": 1}`) }},
+		{"StartedAt", func(r *txn.Run) { r.StartedAt = r.StartedAt.Add(time.Microsecond) }},
+		{"ResultScore", func(r *txn.Run) { r.Results[1].Score = 0.25 }},
+		{"ResultErrorNilVsEmpty", func(r *txn.Run) { r.Results[0].Error = ptr("") }},
+		{"MissingResult", func(r *txn.Run) { r.Results = r.Results[:1] }},
+		{"MetricValue", func(r *txn.Run) { r.Metrics[0].Value = 0.51 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			mock := newMock(t)
+			given := mockRun()
+			tc.change(&given)
+			mock.ExpectBegin()
+			expectAnyBatch(mock, runExists)
+			mock.ExpectRollback()
+			expectReadBack(mock, mockRun())
+
+			_, err := txn.RecordEvalRun(t.Context(), mock, given)
+			if !errors.Is(err, txn.ErrRunConflict) {
+				t.Fatalf("RecordEvalRun() = %v, want ErrRunConflict", err)
+			}
+		})
+	}
+}
+
+func TestRecordEvalRunConfigComparedAsJSON(t *testing.T) {
+	t.Parallel()
+	mock := newMock(t)
+	given := mockRun()
+	given.Config = json.RawMessage(`{ "temperature" : 0.0e0 }`) // jsonb stores it as {"temperature": 0.0}
+	mock.ExpectBegin()
+	expectAnyBatch(mock, runExists)
+	mock.ExpectRollback()
+	expectReadBack(mock, mockRun())
+	got, err := txn.RecordEvalRun(t.Context(), mock, given)
+	if err != nil || !got.AlreadyRecorded {
+		t.Fatalf("RecordEvalRun() = %+v, %v; want AlreadyRecorded", got, err)
+	}
+}
+
+func TestRecordEvalRunRetriesUnknownCommit(t *testing.T) {
+	t.Parallel()
+	mock := newMock(t)
+	run := mockRun()
+	mock.ExpectBegin()
+	expectBatch(mock, run, nil)
+	mock.ExpectCommit().WillReturnError(io.ErrUnexpectedEOF) // committed, but the answer was lost
+	mock.ExpectBegin()
+	expectBatch(mock, run, runExists)
+	mock.ExpectRollback()
+	expectReadBack(mock, run)
+
+	got, err := txn.RecordEvalRunWithOptions(t.Context(), mock, run, fastRetries)
+	if err != nil {
+		t.Fatalf("RecordEvalRun() = %v", err)
+	}
+	if diff := cmp.Diff(wantRecorded(run, true), got); diff != "" {
+		t.Errorf("RecordEvalRun() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestRecordEvalRunDefaults(t *testing.T) {
+	t.Parallel()
+	mock := newMock(t)
+	run := validRun()
+	run.Status, run.Config, run.Results = "", nil, nil
+	before := time.Now()
+	mock.ExpectBegin()
+	b := mock.ExpectBatch()
+	b.ExpectQuery(gen.InsertEvalRun).WithArgs(uuidV7{}, run.Name, run.Model, run.Dataset, txn.StatusCompleted,
+		json.RawMessage("{}"), recentTime{before}, recentTime{before}).
+		WillReturnRows(mock.NewRows(runColumns).AddRow(runID, run.Name, run.Model, run.Dataset, txn.StatusCompleted,
+			json.RawMessage("{}"), started, &finished, created))
+	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(pgxmock.AnyArg(), []string{"accuracy", "mean_latency_ms"}, []float64{0.5, 13.5}).
+		WillReturnResult(pgxmock.NewResult("INSERT", 2))
+	mock.ExpectCommit()
+	if _, err := txn.RecordEvalRun(t.Context(), mock, run); err != nil {
+		t.Fatalf("RecordEvalRun() = %v", err)
+	}
+}
+
+// expectAnyBatch expects a batch of run, results and metrics with any
+// arguments, whose first statement fails with runErr.
+func expectAnyBatch(m pgxmock.PgxPoolIface, runErr error) {
+	b := m.ExpectBatch()
+	b.ExpectQuery(gen.InsertEvalRun).WithArgs(anyArgs(8)...).WillReturnError(runErr)
+	// pgxmock runs the rest of the batch on Close even after an error.
+	b.ExpectExec(gen.InsertEvalResultsUnnest).WithArgs(anyArgs(11)...).WillReturnResult(pgxmock.NewResult("INSERT", 0))
+	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(anyArgs(3)...).WillReturnResult(pgxmock.NewResult("INSERT", 0))
+}
+
+func anyArgs(n int) []any {
+	args := make([]any, n)
+	for i := range args {
+		args[i] = pgxmock.AnyArg()
+	}
+	return args
+}
+
+// uuidV7 matches a version-7 UUID.
+type uuidV7 struct{}
+
+func (uuidV7) Match(v any) bool {
+	id, ok := v.(uuid.UUID)
+	return ok && id.Version() == 7
+}
+
+// recentTime matches a time (or non-nil *time.Time) between after, truncated
+// to microseconds, and now, with microsecond precision.
+type recentTime struct{ after time.Time }
+
+func (m recentTime) Match(v any) bool {
+	var t time.Time
+	switch x := v.(type) {
+	case time.Time:
+		t = x
+	case *time.Time:
+		if x == nil {
+			return false
+		}
+		t = *x
+	default:
+		return false
+	}
+	return !t.Before(m.after.Truncate(time.Microsecond)) && !t.After(time.Now()) && t.Equal(t.Truncate(time.Microsecond))
+}
