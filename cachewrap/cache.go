@@ -337,3 +337,21 @@ func (c *Cache) revalidate(ctx context.Context, e *entry, fn loader) {
 		}
 	}()
 }
+
+// QueryTables returns the tables the named query (a gen.Querier method name)
+// reads and writes, as tools/cachegen derived them from its SQL, and whether
+// the Cache ever caches it. ok is false for an unknown name.
+func QueryTables(name string) (reads, writes []string, cached, ok bool) {
+	id, ok := queryByName(name)
+	if !ok {
+		return nil, nil, false, false
+	}
+	qi := &queries[id]
+	for _, t := range qi.reads {
+		reads = append(reads, tableNames[t])
+	}
+	for _, t := range qi.writes {
+		writes = append(writes, tableNames[t])
+	}
+	return reads, writes, qi.uncacheable == "", true
+}

@@ -215,8 +215,7 @@ func (c *Cache) GetEvalRun(ctx context.Context, id uuid.UUID) (gen.EvalRun, erro
 		return c.q.GetEvalRun(ctx, id)
 	}
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], qid)
-	k = appendUUID(k, id)
+	k := keyArgsGetEvalRun(c.keyPrefix(buf[:0], qid), id)
 	ent, st := c.lookup(qid, k)
 	if st == stateFresh {
 		return copyEvalRun(ent.val.(gen.EvalRun)), nil
@@ -245,8 +244,7 @@ func (c *Cache) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (gen.GetEva
 		return c.q.GetEvalRunSummary(ctx, id)
 	}
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], qid)
-	k = appendUUID(k, id)
+	k := keyArgsGetEvalRunSummary(c.keyPrefix(buf[:0], qid), id)
 	ent, st := c.lookup(qid, k)
 	if st == stateFresh {
 		return copyGetEvalRunSummaryRow(ent.val.(gen.GetEvalRunSummaryRow)), nil
@@ -275,8 +273,7 @@ func (c *Cache) GetStudentWithMetrics(ctx context.Context, studentID string) (ge
 		return c.q.GetStudentWithMetrics(ctx, studentID)
 	}
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], qid)
-	k = appendString(k, studentID)
+	k := keyArgsGetStudentWithMetrics(c.keyPrefix(buf[:0], qid), studentID)
 	ent, st := c.lookup(qid, k)
 	if st == stateFresh {
 		return copyGetStudentWithMetricsRow(ent.val.(gen.GetStudentWithMetricsRow)), nil
@@ -305,8 +302,7 @@ func (c *Cache) GetUser(ctx context.Context, id int64) (gen.User, error) {
 		return c.q.GetUser(ctx, id)
 	}
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], qid)
-	k = appendInt64(k, int64(id))
+	k := keyArgsGetUser(c.keyPrefix(buf[:0], qid), id)
 	ent, st := c.lookup(qid, k)
 	if st == stateFresh {
 		return copyUser(ent.val.(gen.User)), nil
@@ -335,8 +331,7 @@ func (c *Cache) GetUserByEmail(ctx context.Context, email string) (gen.User, err
 		return c.q.GetUserByEmail(ctx, email)
 	}
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], qid)
-	k = appendString(k, email)
+	k := keyArgsGetUserByEmail(c.keyPrefix(buf[:0], qid), email)
 	ent, st := c.lookup(qid, k)
 	if st == stateFresh {
 		return copyUser(ent.val.(gen.User)), nil
@@ -413,8 +408,7 @@ func (c *Cache) ListEvalMetrics(ctx context.Context, runID uuid.UUID) ([]gen.Eva
 		return c.q.ListEvalMetrics(ctx, runID)
 	}
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], qid)
-	k = appendUUID(k, runID)
+	k := keyArgsListEvalMetrics(c.keyPrefix(buf[:0], qid), runID)
 	ent, st := c.lookup(qid, k)
 	if st == stateFresh {
 		return copyEvalMetricSlice(ent.val.([]gen.EvalMetric)), nil
@@ -443,10 +437,7 @@ func (c *Cache) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsPara
 		return c.q.ListEvalResults(ctx, arg)
 	}
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], qid)
-	k = appendUUID(k, arg.RunID)
-	k = appendString(k, arg.AfterCaseID)
-	k = appendInt64(k, int64(arg.RowLimit))
+	k := keyArgsListEvalResults(c.keyPrefix(buf[:0], qid), arg)
 	ent, st := c.lookup(qid, k)
 	if st == stateFresh {
 		return copyEvalResultSlice(ent.val.([]gen.EvalResult)), nil
@@ -475,20 +466,7 @@ func (c *Cache) ListEvalRuns(ctx context.Context, arg gen.ListEvalRunsParams) ([
 		return c.q.ListEvalRuns(ctx, arg)
 	}
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], qid)
-	if arg.BeforeCreatedAt == nil {
-		k = append(k, 0)
-	} else {
-		k = append(k, 1)
-		k = appendTime(k, (*arg.BeforeCreatedAt))
-	}
-	if arg.BeforeID == nil {
-		k = append(k, 0)
-	} else {
-		k = append(k, 1)
-		k = appendUUID(k, (*arg.BeforeID))
-	}
-	k = appendInt64(k, int64(arg.RowLimit))
+	k := keyArgsListEvalRuns(c.keyPrefix(buf[:0], qid), arg)
 	ent, st := c.lookup(qid, k)
 	if st == stateFresh {
 		return copyEvalRunSlice(ent.val.([]gen.EvalRun)), nil
@@ -517,10 +495,7 @@ func (c *Cache) ListFailedEvalResults(ctx context.Context, arg gen.ListFailedEva
 		return c.q.ListFailedEvalResults(ctx, arg)
 	}
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], qid)
-	k = appendUUID(k, arg.RunID)
-	k = appendString(k, arg.AfterCaseID)
-	k = appendInt64(k, int64(arg.RowLimit))
+	k := keyArgsListFailedEvalResults(c.keyPrefix(buf[:0], qid), arg)
 	ent, st := c.lookup(qid, k)
 	if st == stateFresh {
 		return copyEvalResultSlice(ent.val.([]gen.EvalResult)), nil
@@ -549,16 +524,7 @@ func (c *Cache) ListStudentMetricsInWindow(ctx context.Context, arg gen.ListStud
 		return c.q.ListStudentMetricsInWindow(ctx, arg)
 	}
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], qid)
-	k = appendString(k, arg.StudentID)
-	k = appendTime(k, arg.RecordedFrom)
-	k = appendTime(k, arg.RecordedUntil)
-	if arg.MetricName == nil {
-		k = append(k, 0)
-	} else {
-		k = append(k, 1)
-		k = appendString(k, (*arg.MetricName))
-	}
+	k := keyArgsListStudentMetricsInWindow(c.keyPrefix(buf[:0], qid), arg)
 	ent, st := c.lookup(qid, k)
 	if st == stateFresh {
 		return copyPerformanceMetricSlice(ent.val.([]gen.PerformanceMetric)), nil
@@ -796,6 +762,90 @@ func copyPerformanceMetricSlice(v []gen.PerformanceMetric) []gen.PerformanceMetr
 // copyUser returns a copy of v that shares no mutable memory with it.
 func copyUser(v gen.User) gen.User {
 	return v
+}
+
+// keyArgsGetEvalRun appends the injective encoding of GetEvalRun's arguments to k.
+func keyArgsGetEvalRun(k []byte, id uuid.UUID) []byte {
+	k = appendUUID(k, id)
+	return k
+}
+
+// keyArgsGetEvalRunSummary appends the injective encoding of GetEvalRunSummary's arguments to k.
+func keyArgsGetEvalRunSummary(k []byte, id uuid.UUID) []byte {
+	k = appendUUID(k, id)
+	return k
+}
+
+// keyArgsGetStudentWithMetrics appends the injective encoding of GetStudentWithMetrics's arguments to k.
+func keyArgsGetStudentWithMetrics(k []byte, studentID string) []byte {
+	k = appendString(k, studentID)
+	return k
+}
+
+// keyArgsGetUser appends the injective encoding of GetUser's arguments to k.
+func keyArgsGetUser(k []byte, id int64) []byte {
+	k = appendInt64(k, int64(id))
+	return k
+}
+
+// keyArgsGetUserByEmail appends the injective encoding of GetUserByEmail's arguments to k.
+func keyArgsGetUserByEmail(k []byte, email string) []byte {
+	k = appendString(k, email)
+	return k
+}
+
+// keyArgsListEvalMetrics appends the injective encoding of ListEvalMetrics's arguments to k.
+func keyArgsListEvalMetrics(k []byte, runID uuid.UUID) []byte {
+	k = appendUUID(k, runID)
+	return k
+}
+
+// keyArgsListEvalResults appends the injective encoding of ListEvalResults's arguments to k.
+func keyArgsListEvalResults(k []byte, arg gen.ListEvalResultsParams) []byte {
+	k = appendUUID(k, arg.RunID)
+	k = appendString(k, arg.AfterCaseID)
+	k = appendInt64(k, int64(arg.RowLimit))
+	return k
+}
+
+// keyArgsListEvalRuns appends the injective encoding of ListEvalRuns's arguments to k.
+func keyArgsListEvalRuns(k []byte, arg gen.ListEvalRunsParams) []byte {
+	if arg.BeforeCreatedAt == nil {
+		k = append(k, 0)
+	} else {
+		k = append(k, 1)
+		k = appendTime(k, (*arg.BeforeCreatedAt))
+	}
+	if arg.BeforeID == nil {
+		k = append(k, 0)
+	} else {
+		k = append(k, 1)
+		k = appendUUID(k, (*arg.BeforeID))
+	}
+	k = appendInt64(k, int64(arg.RowLimit))
+	return k
+}
+
+// keyArgsListFailedEvalResults appends the injective encoding of ListFailedEvalResults's arguments to k.
+func keyArgsListFailedEvalResults(k []byte, arg gen.ListFailedEvalResultsParams) []byte {
+	k = appendUUID(k, arg.RunID)
+	k = appendString(k, arg.AfterCaseID)
+	k = appendInt64(k, int64(arg.RowLimit))
+	return k
+}
+
+// keyArgsListStudentMetricsInWindow appends the injective encoding of ListStudentMetricsInWindow's arguments to k.
+func keyArgsListStudentMetricsInWindow(k []byte, arg gen.ListStudentMetricsInWindowParams) []byte {
+	k = appendString(k, arg.StudentID)
+	k = appendTime(k, arg.RecordedFrom)
+	k = appendTime(k, arg.RecordedUntil)
+	if arg.MetricName == nil {
+		k = append(k, 0)
+	} else {
+		k = append(k, 1)
+		k = appendString(k, (*arg.MetricName))
+	}
+	return k
 }
 
 // sizeEvalMetricSlice estimates the bytes v holds, inline and behind pointers.

@@ -216,6 +216,9 @@ func (e *emitter) method(m *method) error {
 		e.p("")
 		return nil
 	}
+	if err := e.keyFunc(m); err != nil {
+		return err
+	}
 	copyFn, err := e.copyFunc(m.result)
 	if err != nil {
 		return err
@@ -236,12 +239,11 @@ func (e *emitter) method(m *method) error {
 	e.p("return c.q.%s", call)
 	e.p("}")
 	e.p("var buf [keyBufSize]byte")
-	e.p("k := c.keyPrefix(buf[:0], qid)")
+	var args []string
 	for _, p := range m.params {
-		if err := e.appendKey(p.name, p.typ); err != nil {
-			return fmt.Errorf("parameter %s: %w", p.name, err)
-		}
+		args = append(args, p.name)
 	}
+	e.p("k := keyArgs%s(c.keyPrefix(buf[:0], qid)%s)", m.name, strings.Join(append([]string{""}, args...), ", "))
 	e.p("ent, st := c.lookup(qid, k)")
 	e.p("if st == stateFresh {")
 	e.p("return %s(ent.val.(%s)), nil", copyFn, rt)
@@ -262,6 +264,28 @@ func (e *emitter) method(m *method) error {
 	e.p("return %s(v.(%s)), nil", copyFn, rt)
 	e.p("}")
 	e.p("")
+	return nil
+}
+
+// keyFunc emits keyArgs<Name>, appending the encoding of m's arguments.
+func (e *emitter) keyFunc(m *method) error {
+	saved := e.b
+	e.b = bytes.Buffer{}
+	ps := []string{"k []byte"}
+	for _, p := range m.params {
+		ps = append(ps, p.name+" "+e.typeSrc(p.typ))
+	}
+	e.p("// keyArgs%s appends the injective encoding of %s's arguments to k.", m.name, m.name)
+	e.p("func keyArgs%s(%s) []byte {", m.name, strings.Join(ps, ", "))
+	for _, p := range m.params {
+		if err := e.appendKey(p.name, p.typ); err != nil {
+			return fmt.Errorf("parameter %s: %w", p.name, err)
+		}
+	}
+	e.p("return k")
+	e.p("}")
+	e.helpers["keyArgs"+m.name] = e.b.String()
+	e.b = saved
 	return nil
 }
 

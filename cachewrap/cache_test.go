@@ -1,0 +1,512 @@
+package cachewrap
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aah/evaldb/gen"
+)
+
+// clock is a settable test clock.
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+func setup(t *testing.T, opts *Options) (*Cache, *fakeQuerier, *clock) {
+	t.Helper()
+	f := newFake()
+	clk := &clock{}
+	clk.ns.Store(fakeTime.UnixNano())
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.Now = clk.now
+	c, err := New(f, &o)
+	if err != nil {
+		t.Fatalf("New() error = %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c, f, clk
+}
+
+// callZero calls method name of q with a background context and zero
+// arguments.
+func callZero(q gen.Querier, name string) (any, error) {
+	m := reflect.ValueOf(q).MethodByName(name)
+	args := []reflect.Value{reflect.ValueOf(context.Background())}
+	for i := 1; i < m.Type().NumIn(); i++ {
+		args = append(args, reflect.Zero(m.Type().In(i)))
+	}
+	out := m.Call(args)
+	err, _ := out[1].Interface().(error)
+	return out[0].Interface(), err
+}
+
+func querierMethods() []string {
+	t := reflect.TypeFor[gen.Querier]()
+	var names []string
+	for i := range t.NumMethod() {
+		names = append(names, t.Method(i).Name)
+	}
+	return names
+}
+
+// wantTables lists, by hand from reading queries/*.sql and schema/*.sql, the
+// tables each query reads (cached queries only) and writes. It is the
+// independent expectation the generator's analysis is checked against.
+var wantTables = map[string]struct{ reads, writes []string }{
+	"CountConnectionsByState":    {},
+	"CreateStudentProfile":       {writes: []string{"student_profiles"}},
+	"CreateUser":                 {writes: []string{"users"}},
+	"DeleteEvalRun":              {writes: []string{"eval_metrics", "eval_results", "eval_runs"}}, // ON DELETE CASCADE
+	"GetEvalRun":                 {reads: []string{"eval_runs"}},
+	"GetEvalRunSummary":          {reads: []string{"eval_results", "eval_runs"}},
+	"GetStudentWithMetrics":      {reads: []string{"performance_metrics", "student_profiles"}},
+	"GetUser":                    {reads: []string{"users"}},
+	"GetUserByEmail":             {reads: []string{"users"}},
+	"InsertEvalMetrics":          {writes: []string{"eval_metrics"}},
+	"InsertEvalMetricsUnnest":    {writes: []string{"eval_metrics"}},
+	"InsertEvalResults":          {writes: []string{"eval_results"}},
+	"InsertEvalResultsUnnest":    {writes: []string{"eval_results"}},
+	"InsertEvalRun":              {writes: []string{"eval_runs"}},
+	"InsertPerformanceMetrics":   {writes: []string{"performance_metrics"}},
+	"ListEvalMetrics":            {reads: []string{"eval_metrics"}},
+	"ListEvalResults":            {reads: []string{"eval_results"}},
+	"ListEvalRuns":               {reads: []string{"eval_runs"}},
+	"ListFailedEvalResults":      {reads: []string{"eval_results"}},
+	"ListStudentMetricsInWindow": {reads: []string{"performance_metrics", "student_profiles"}},
+	"RecordPerformanceMetric":    {writes: []string{"performance_metrics"}},
+	"UpdateEvalRunStatus":        {writes: []string{"eval_runs"}},
+}
+
+func TestQueryTables(t *testing.T) {
+	t.Parallel()
+	for _, name := range querierMethods() {
+		want, ok := wantTables[name]
+		if !ok {
+			t.Errorf("query %s is new: add its tables to wantTables", name)
+			continue
+		}
+		reads, writes, cached, ok := QueryTables(name)
+		if !ok {
+			t.Fatalf("QueryTables(%q) not found", name)
+		}
+		if !cached {
+			reads = nil // reads of uncached queries do not matter
+		}
+		if diff := cmp.Diff(want.reads, reads); diff != "" {
+			t.Errorf("QueryTables(%q) reads mismatch (-want +got):\n%s", name, diff)
+		}
+		if diff := cmp.Diff(want.writes, writes); diff != "" {
+			t.Errorf("QueryTables(%q) writes mismatch (-want +got):\n%s", name, diff)
+		}
+	}
+}
+
+func intersects(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestEveryWriteInvalidatesItsReads proves, for every pair of a write query
+// and a cached read, that running the write (directly, or in a transaction
+// and then committing) makes the read a miss exactly when the write touches
+// a table the read reads, by the hand-written wantTables.
+func TestEveryWriteInvalidatesItsReads(t *testing.T) {
+	t.Parallel()
+	var reads, writes []string
+	for _, name := range querierMethods() {
+		if _, _, cached, _ := QueryTables(name); cached {
+			reads = append(reads, name)
+		}
+		if len(wantTables[name].writes) > 0 {
+			writes = append(writes, name)
+		}
+	}
+	if len(reads) == 0 || len(writes) == 0 {
+		t.Fatalf("found %d reads and %d writes", len(reads), len(writes))
+	}
+	for _, viaTx := range []bool{false, true} {
+		for _, w := range writes {
+			c, f, _ := setup(t, nil)
+			for _, r := range reads {
+				if _, err := callZero(c, r); err != nil {
+					t.Fatalf("%s: %v", r, err)
+				}
+			}
+			c.Wait()
+			if viaTx {
+				txq, commit := c.Tx(f)
+				if _, err := callZero(txq, w); err != nil {
+					t.Fatalf("%s: %v", w, err)
+				}
+				for _, r := range reads { // not invalidated before commit
+					before := f.count(r)
+					if _, err := callZero(c, r); err != nil {
+						t.Fatal(err)
+					}
+					if got := f.count(r) - before; got != 0 {
+						t.Errorf("Tx %s before commit: %s ran %d times, want 0 (cached)", w, r, got)
+					}
+				}
+				commit()
+			} else if _, err := callZero(c, w); err != nil {
+				t.Fatalf("%s: %v", w, err)
+			}
+			for _, r := range reads {
+				before := f.count(r)
+				if _, err := callZero(c, r); err != nil {
+					t.Fatal(err)
+				}
+				got := f.count(r) - before
+				want := 0
+				if intersects(wantTables[w].writes, wantTables[r].reads) {
+					want = 1
+				}
+				if got != want {
+					t.Errorf("after %s (tx=%v): %s ran %d times, want %d", w, viaTx, r, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestHitReturnsPrivateCopy(t *testing.T) {
+	t.Parallel()
+	c, f, _ := setup(t, nil)
+	ctx := context.Background()
+	want := studentRow("s1", 0, 3)
+	got, err := c.GetStudentWithMetrics(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Mutate everything the miss returned.
+	got.MetricNames[0], got.MetricValues[0], *got.Cohort = "x", 99, "x"
+	got.MetricRecordedAt[0] = time.Time{}
+	c.Wait()
+	for i := range 2 {
+		got, err = c.GetStudentWithMetrics(ctx, "s1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("GetStudentWithMetrics() hit %d mismatch (-want +got):\n%s", i, diff)
+		}
+		got.MetricNames[1], *got.Cohort = "y", "y"
+		got.MetricValues = append(got.MetricValues[:0], 7)
+	}
+	if n := f.count("GetStudentWithMetrics"); n != 1 {
+		t.Errorf("query ran %d times, want 1", n)
+	}
+
+	// Nested pointers and byte slices in list elements too.
+	runs, err := c.ListEvalRuns(ctx, gen.ListEvalRunsParams{RowLimit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRuns := slices.Clone(runs)
+	for i := range wantRuns {
+		wantRuns[i] = copyEvalRun(wantRuns[i])
+	}
+	runs[0].Config[0] = 'X'
+	*runs[0].FinishedAt = time.Time{}
+	c.Wait()
+	again, err := c.ListEvalRuns(ctx, gen.ListEvalRunsParams{RowLimit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(wantRuns, again); diff != "" {
+		t.Errorf("ListEvalRuns() after mutation mismatch (-want +got):\n%s", diff)
+	}
+	if n := f.count("ListEvalRuns"); n != 1 {
+		t.Errorf("ListEvalRuns ran %d times, want 1", n)
+	}
+}
+
+func TestErrorsAreNotCached(t *testing.T) {
+	t.Parallel()
+	c, f, _ := setup(t, nil)
+	boom := errors.New("boom")
+	f.setErr(boom)
+	if _, err := c.GetUser(context.Background(), 1); !errors.Is(err, boom) {
+		t.Fatalf("GetUser() error = %v, want %v", err, boom)
+	}
+	c.Wait()
+	f.setErr(nil)
+	u, err := c.GetUser(context.Background(), 1)
+	if err != nil {
+		t.Fatalf("GetUser() after failure error = %v", err)
+	}
+	if diff := cmp.Diff(gen.User{ID: 1, Name: "user-0"}, u); diff != "" {
+		t.Errorf("GetUser() mismatch (-want +got):\n%s", diff)
+	}
+	if n := f.count("GetUser"); n != 2 {
+		t.Errorf("GetUser ran %d times, want 2", n)
+	}
+}
+
+func TestDistinctArgumentsDistinctEntries(t *testing.T) {
+	t.Parallel()
+	c, f, _ := setup(t, nil)
+	ctx := context.Background()
+	for _, id := range []string{"a", "b", "", "a"} {
+		r, err := c.GetStudentWithMetrics(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.StudentID != id {
+			t.Errorf("GetStudentWithMetrics(%q).StudentID = %q", id, r.StudentID)
+		}
+		c.Wait()
+	}
+	if n := f.count("GetStudentWithMetrics"); n != 3 {
+		t.Errorf("query ran %d times, want 3 (a, b, empty; a again is a hit)", n)
+	}
+}
+
+func TestPolicies(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("TTLExpires", func(t *testing.T) {
+		t.Parallel()
+		c, f, clk := setup(t, &Options{TTL: time.Hour})
+		c.GetUser(ctx, 1)
+		c.Wait()
+		clk.advance(59 * time.Minute)
+		c.GetUser(ctx, 1)
+		if n := f.count("GetUser"); n != 1 {
+			t.Errorf("within TTL: ran %d times, want 1", n)
+		}
+		clk.advance(2 * time.Minute)
+		c.GetUser(ctx, 1)
+		if n := f.count("GetUser"); n != 2 {
+			t.Errorf("after TTL: ran %d times, want 2", n)
+		}
+	})
+
+	t.Run("StaleWhileRevalidate", func(t *testing.T) {
+		t.Parallel()
+		// GetStudentWithMetrics has "cache: ttl=30s swr=10s" in queries/.
+		c, f, clk := setup(t, &Options{TTL: time.Hour})
+		first, _ := c.GetStudentWithMetrics(ctx, "s")
+		c.Wait()
+		f.bumpVersion() // the database changed behind our back
+		clk.advance(35 * time.Second)
+		stale, err := c.GetStudentWithMetrics(ctx, "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(first, stale); diff != "" {
+			t.Errorf("stale serve mismatch (-want +got):\n%s", diff)
+		}
+		c.Wait() // background refresh done and stored
+		fresh, _ := c.GetStudentWithMetrics(ctx, "s")
+		if fresh.ID != 1 {
+			t.Errorf("after revalidation ID = %d, want 1", fresh.ID)
+		}
+		if got := c.Stats().Queries["GetStudentWithMetrics"]; got.StaleServes != 1 || got.Hits != 1 {
+			t.Errorf("stats = %+v, want 1 stale serve and 1 hit", got)
+		}
+		clk.advance(time.Minute) // beyond ttl+swr: a plain miss
+		f.bumpVersion()
+		r, _ := c.GetStudentWithMetrics(ctx, "s")
+		if r.ID != 2 {
+			t.Errorf("after ttl+swr ID = %d, want 2", r.ID)
+		}
+	})
+
+	t.Run("OffInComment", func(t *testing.T) {
+		t.Parallel()
+		c, f, _ := setup(t, nil)
+		c.CountConnectionsByState(ctx)
+		c.Wait()
+		c.CountConnectionsByState(ctx)
+		if n := f.count("CountConnectionsByState"); n != 2 {
+			t.Errorf("ran %d times, want 2 (never cached)", n)
+		}
+	})
+
+	t.Run("OffInOptions", func(t *testing.T) {
+		t.Parallel()
+		c, f, _ := setup(t, &Options{Off: []string{"GetUser"}})
+		c.GetUser(ctx, 1)
+		c.Wait()
+		c.GetUser(ctx, 1)
+		if n := f.count("GetUser"); n != 2 {
+			t.Errorf("ran %d times, want 2 (Options.Off)", n)
+		}
+	})
+}
+
+func TestInvalidate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name              string
+		invalidate        func(*Cache)
+		wantUser, wantRun int
+	}{
+		{"Table", func(c *Cache) { c.Invalidate("users") }, 2, 1},
+		{"SchemaQualified", func(c *Cache) { c.Invalidate("public.eval_runs") }, 1, 2},
+		{"All", func(c *Cache) { c.InvalidateAll() }, 2, 2},
+		{"UnknownMeansAll", func(c *Cache) { c.Invalidate("no_such_table") }, 2, 2},
+		{"Nothing", func(c *Cache) { c.Invalidate() }, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, f, _ := setup(t, nil)
+			c.GetUser(ctx, 1)
+			c.GetEvalRun(ctx, [16]byte{})
+			c.Wait()
+			tc.invalidate(c)
+			c.GetUser(ctx, 1)
+			c.GetEvalRun(ctx, [16]byte{})
+			if got := [2]int{f.count("GetUser"), f.count("GetEvalRun")}; got != [2]int{tc.wantUser, tc.wantRun} {
+				t.Errorf("calls (GetUser, GetEvalRun) = %v, want %v", got, [2]int{tc.wantUser, tc.wantRun})
+			}
+		})
+	}
+}
+
+func TestTxReadsBypassCache(t *testing.T) {
+	t.Parallel()
+	c, f, _ := setup(t, nil)
+	ctx := context.Background()
+	c.GetUser(ctx, 1)
+	c.Wait()
+	txq, commit := c.Tx(f)
+	txq.GetUser(ctx, 1)
+	txq.GetUser(ctx, 1)
+	if n := f.count("GetUser"); n != 3 {
+		t.Errorf("GetUser ran %d times, want 3 (tx reads bypass the cache)", n)
+	}
+	commit() // no writes: nothing invalidated
+	c.GetUser(ctx, 1)
+	if n := f.count("GetUser"); n != 3 {
+		t.Errorf("GetUser ran %d times after empty commit, want 3", n)
+	}
+}
+
+// sharers counts goroutines inside singleflight.Group.Do.
+func sharers() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "singleflight.(*Group).Do(")
+}
+
+func TestConcurrentMissesRunOnce(t *testing.T) {
+	t.Parallel()
+	c, f, _ := setup(t, nil)
+	f.block = make(chan struct{})
+	const n = 8
+	var wg sync.WaitGroup
+	results := make([]gen.GetStudentWithMetricsRow, n)
+	for i := range n {
+		wg.Go(func() {
+			r, err := c.GetStudentWithMetrics(context.Background(), "s")
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = r
+		})
+	}
+	for sharers() < n { // all n are in Do: one runs the query, n-1 wait for it
+		runtime.Gosched()
+	}
+	close(f.block)
+	wg.Wait()
+	if got := f.count("GetStudentWithMetrics"); got != 1 {
+		t.Errorf("query ran %d times for %d concurrent misses, want 1", got, n)
+	}
+	for i := 1; i < n; i++ {
+		if diff := cmp.Diff(results[0], results[i]); diff != "" {
+			t.Errorf("result %d mismatch (-want +got):\n%s", i, diff)
+		}
+		if &results[0].MetricNames[0] == &results[i].MetricNames[0] {
+			t.Errorf("results 0 and %d share a slice", i)
+		}
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		q    gen.Querier
+		o    *Options
+		want string
+	}{
+		{"NilQuerier", nil, nil, "needs a gen.Querier"},
+		{"NegativeMaxBytes", newFake(), &Options{MaxBytes: -1}, "MaxBytes must be > 0 (got -1)"},
+		{"NegativeTTL", newFake(), &Options{TTL: -time.Second}, "TTL must be > 0"},
+		{"UnknownOff", newFake(), &Options{Off: []string{"GetNothing"}}, `no query named "GetNothing"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := New(tc.q, tc.o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New() error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCollector(t *testing.T) {
+	t.Parallel()
+	c, _, _ := setup(t, nil)
+	ctx := context.Background()
+	c.GetUser(ctx, 1)
+	c.Wait()
+	c.GetUser(ctx, 1)
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "{" + l.GetValue() + "}"
+			}
+			got[key] = m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"evaldb_cache_hits_total{GetUser}":         1,
+		"evaldb_cache_misses_total{GetUser}":       1,
+		"evaldb_cache_stale_serves_total{GetUser}": 0,
+		"evaldb_cache_evictions_total":             0,
+		"evaldb_cache_rejected_sets_total":         0,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if s := c.Stats(); s.Hits != 1 || s.Misses != 1 {
+		t.Errorf("Stats() = %+v, want 1 hit and 1 miss", s.QueryStats)
+	}
+}
