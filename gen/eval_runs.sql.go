@@ -101,7 +101,8 @@ func (q *Queries) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (GetEvalR
 
 const InsertEvalRun = `-- name: InsertEvalRun :one
 INSERT INTO eval_runs (id, name, model, dataset, status, config, started_at, finished_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'::jsonb),
+        $7, $8)
 RETURNING id, name, model, dataset, status, config, started_at, finished_at, created_at
 `
 
@@ -118,7 +119,7 @@ type InsertEvalRunParams struct {
 
 // InsertEvalRun creates a run. The caller supplies the id (UUIDv7 from
 // txn.RecordEvalRun); finished_at must be set exactly when status is not
-// 'running'.
+// 'running'. A nil config is stored as {}.
 func (q *Queries) InsertEvalRun(ctx context.Context, arg InsertEvalRunParams) (EvalRun, error) {
 	row := q.db.QueryRow(ctx, InsertEvalRun,
 		arg.ID,

@@ -61,7 +61,7 @@ type Querier interface {
 	InsertEvalResultsUnnest(ctx context.Context, arg InsertEvalResultsUnnestParams) (int64, error)
 	// InsertEvalRun creates a run. The caller supplies the id (UUIDv7 from
 	// txn.RecordEvalRun); finished_at must be set exactly when status is not
-	// 'running'.
+	// 'running'. A nil config is stored as {}.
 	InsertEvalRun(ctx context.Context, arg InsertEvalRunParams) (EvalRun, error)
 	// InsertPerformanceMetrics bulk-loads measurements with COPY.
 	InsertPerformanceMetrics(ctx context.Context, arg []InsertPerformanceMetricsParams) (int64, error)

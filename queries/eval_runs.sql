@@ -1,9 +1,10 @@
 -- InsertEvalRun creates a run. The caller supplies the id (UUIDv7 from
 -- txn.RecordEvalRun); finished_at must be set exactly when status is not
--- 'running'.
+-- 'running'. A nil config is stored as {}.
 -- name: InsertEvalRun :one
 INSERT INTO eval_runs (id, name, model, dataset, status, config, started_at, finished_at)
-VALUES (@id, @name, @model, @dataset, @status, @config, @started_at, sqlc.narg(finished_at))
+VALUES (@id, @name, @model, @dataset, @status, coalesce(sqlc.narg(config)::jsonb, '{}'::jsonb),
+        @started_at, sqlc.narg(finished_at))
 RETURNING *;
 
 -- GetEvalRun returns one run by id.

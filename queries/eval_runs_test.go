@@ -74,6 +74,31 @@ func TestInsertEvalRunGetEvalRun(t *testing.T) {
 		}
 	})
 
+	t.Run("NilConfig", func(t *testing.T) {
+		arg := runParams("nil-config")
+		arg.Config = nil
+		if _, err := q.InsertEvalRun(ctx, arg); err != nil {
+			t.Fatalf("InsertEvalRun(nil config): %v", err)
+		}
+		got, err := q.GetEvalRun(ctx, arg.ID)
+		if err != nil {
+			t.Fatalf("GetEvalRun: %v", err)
+		}
+		if diff := cmp.Diff(json.RawMessage(`{}`), got.Config); diff != "" {
+			t.Errorf("config of a run inserted with nil Config (-want +got):\n%s", diff)
+		}
+		// JSON null is a value, not a missing config.
+		arg = runParams("json-null-config")
+		arg.Config = json.RawMessage(`null`)
+		run, err := q.InsertEvalRun(ctx, arg)
+		if err != nil {
+			t.Fatalf("InsertEvalRun(JSON null config): %v", err)
+		}
+		if diff := cmp.Diff(json.RawMessage(`null`), run.Config); diff != "" {
+			t.Errorf("config of a run inserted with JSON null (-want +got):\n%s", diff)
+		}
+	})
+
 	t.Run("NotFound", func(t *testing.T) {
 		_, err := q.GetEvalRun(ctx, uuid.New())
 		wantNoRows(t, "GetEvalRun(unknown id)", err)
