@@ -31,7 +31,7 @@ type Repo struct {
 	queries  gen.Querier
 	metrics  *Metrics
 	log      *slog.Logger
-	stat     func() *pgxpool.Stat // nil when the executor has no pool figures
+	stat     func() *pgxpool.Stat // nil unless the executor is a *pgxpool.Pool
 	regKey   string
 	closed   sync.Once
 }
@@ -82,8 +82,8 @@ func Open(ctx context.Context, cfg *Config) (*Repo, error) {
 // a unit test or a pool built by other code. New does no I/O. Statements go
 // through the same executor (deadline, retry, error translation) as with
 // Open, but pgx tracers, the pool timeout and pool figures need a pool made
-// by Open: with New, Stats reports pool figures only when db has a
-// Stat() *pgxpool.Stat method. Close does not close db. A nil cfg means
+// by Open: with New, Stats reports pool figures only when db is a
+// *pgxpool.Pool. Close does not close db. A nil cfg means
 // defaults.
 func New(db DBTX, cfg *Config) (*Repo, error) {
 	if db == nil {
@@ -93,8 +93,8 @@ func New(db DBTX, cfg *Config) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s, ok := db.(interface{ Stat() *pgxpool.Stat }); ok {
-		r.stat = s.Stat
+	if p, ok := db.(*pgxpool.Pool); ok {
+		r.stat = p.Stat
 	}
 	return r, nil
 }

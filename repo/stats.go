@@ -105,7 +105,9 @@ func (r *Repo) Stats(ctx context.Context) (Stats, error) {
 //	evaldb_connects_total / evaldb_connect_errors_total    connection attempts and failures
 //
 // Collect takes no round trip to the server. Safe for concurrent use.
-func (r *Repo) Collector() prometheus.Collector { return &collector{r: r, labels: prometheus.Labels{"db": r.cfg.Name}} }
+func (r *Repo) Collector() prometheus.Collector {
+	return &collector{r: r, labels: prometheus.Labels{"db": r.cfg.Name}}
+}
 
 type collector struct {
 	r      *Repo

@@ -1,0 +1,245 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pashagolub/pgxmock/v5"
+
+	"github.com/aah/evaldb/gen"
+)
+
+// A pgxmock pool stands in for the real one.
+var _ DBTX = pgxmock.PgxPoolIface(nil)
+
+// notSent is an error pgconn.SafeToRetry accepts: the statement never left
+// the process (as when a pooled connection died while idle).
+type notSent struct{}
+
+func (notSent) Error() string     { return "write failed: broken pipe" }
+func (notSent) SafeToRetry() bool { return true }
+
+func setupMock(t *testing.T) (pgxmock.PgxPoolIface, *Repo) {
+	t.Helper()
+	mock, err := pgxmock.NewPool(pgxmock.QueryMatcherOption(pgxmock.QueryMatcherEqual))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := mock.ExpectationsWereMet(); err != nil {
+			t.Errorf("unmet pgxmock expectations: %v", err)
+		}
+		mock.Close()
+	})
+	r, err := New(mock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mock, r
+}
+
+var runCols = []string{"id", "name", "model", "dataset", "status", "config", "started_at", "finished_at", "created_at"}
+
+func TestQueriesNotFound(t *testing.T) {
+	t.Parallel()
+	mock, r := setupMock(t)
+	id := uuid.New()
+	mock.ExpectQuery(gen.GetEvalRun).WithArgs(id).WillReturnRows(mock.NewRows(runCols))
+	_, err := r.Queries().GetEvalRun(context.Background(), id)
+	if !errors.Is(err, ErrNotFound) || !errors.Is(err, pgx.ErrNoRows) {
+		t.Errorf("GetEvalRun(missing) = %v, want ErrNotFound wrapping pgx.ErrNoRows", err)
+	}
+}
+
+func TestQueriesConflict(t *testing.T) {
+	t.Parallel()
+	mock, r := setupMock(t)
+	pgErr := &pgconn.PgError{Code: "23505", ConstraintName: "users_email_key", TableName: "users", Detail: "Key (lower(email))=(a@b.c) already exists."}
+	mock.ExpectQuery(gen.CreateUser).WithArgs("a@b.c", "A").WillReturnError(pgErr)
+	_, err := r.Queries().CreateUser(context.Background(), gen.CreateUserParams{Email: "a@b.c", Name: "A"})
+	var ce *ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("CreateUser(duplicate) = %v, want a *ConflictError", err)
+	}
+	if diff := cmp.Diff("users_email_key", ce.Constraint); diff != "" {
+		t.Errorf("Constraint mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestQueriesErrorMapping(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"AdminShutdownIsConnClosed", &pgconn.PgError{Code: "57P01"}, ErrConnClosed},
+		{"EOFIsConnClosed", io.ErrUnexpectedEOF, ErrConnClosed},
+		{"ConnectErrorIsUnreachable", &pgconn.ConnectError{}, ErrUnreachable},
+		{"DeadlineStays", context.DeadlineExceeded, context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			mock, r := setupMock(t)
+			id := uuid.New()
+			mock.ExpectExec(gen.DeleteEvalRun).WithArgs(id).WillReturnError(tt.err)
+			_, err := r.Queries().DeleteEvalRun(context.Background(), id)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("DeleteEvalRun error = %v, want errors.Is %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRetryNeverSent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	id := uuid.New()
+	t.Run("Exec", func(t *testing.T) {
+		t.Parallel()
+		mock, r := setupMock(t)
+		mock.ExpectExec(gen.DeleteEvalRun).WithArgs(id).WillReturnError(notSent{})
+		mock.ExpectExec(gen.DeleteEvalRun).WithArgs(id).WillReturnResult(pgxmock.NewResult("DELETE", 1))
+		n, err := r.Queries().DeleteEvalRun(ctx, id)
+		if err != nil || n != 1 {
+			t.Errorf("DeleteEvalRun = %d, %v; want 1, nil after one retry", n, err)
+		}
+	})
+	t.Run("Query", func(t *testing.T) {
+		t.Parallel()
+		mock, r := setupMock(t)
+		mock.ExpectQuery(gen.ListEvalMetrics).WithArgs(id).WillReturnError(notSent{})
+		mock.ExpectQuery(gen.ListEvalMetrics).WithArgs(id).WillReturnRows(mock.NewRows([]string{"run_id", "name", "value"}).AddRow(id, "accuracy", 0.5))
+		got, err := r.Queries().ListEvalMetrics(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]gen.EvalMetric{{RunID: id, Name: "accuracy", Value: 0.5}}, got); diff != "" {
+			t.Errorf("ListEvalMetrics mismatch (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("QueryRow", func(t *testing.T) {
+		t.Parallel()
+		mock, r := setupMock(t)
+		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		mock.ExpectQuery(gen.GetEvalRun).WithArgs(id).WillReturnError(notSent{})
+		mock.ExpectQuery(gen.GetEvalRun).WithArgs(id).WillReturnRows(mock.NewRows(runCols).
+			AddRow(id, "r", "m", "d", "running", []byte(`{}`), now, (*time.Time)(nil), now))
+		got, err := r.Queries().GetEvalRun(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ID != id || got.Status != "running" {
+			t.Errorf("GetEvalRun = %+v, want run %s running", got, id)
+		}
+	})
+	t.Run("OnlyOnce", func(t *testing.T) {
+		t.Parallel()
+		mock, r := setupMock(t)
+		mock.ExpectExec(gen.DeleteEvalRun).WithArgs(id).WillReturnError(notSent{})
+		mock.ExpectExec(gen.DeleteEvalRun).WithArgs(id).WillReturnError(notSent{})
+		if _, err := r.Queries().DeleteEvalRun(ctx, id); !errors.Is(err, ErrConnClosed) {
+			t.Errorf("DeleteEvalRun after two failures = %v, want ErrConnClosed", err)
+		}
+	})
+	t.Run("NotWhenMaybeSent", func(t *testing.T) {
+		t.Parallel()
+		mock, r := setupMock(t)
+		// An EOF while reading the reply: the DELETE may have run. A retry
+		// would hit no expectation and fail differently.
+		mock.ExpectExec(gen.DeleteEvalRun).WithArgs(id).WillReturnError(io.ErrUnexpectedEOF)
+		if _, err := r.Queries().DeleteEvalRun(ctx, id); !errors.Is(err, io.ErrUnexpectedEOF) || !errors.Is(err, ErrConnClosed) {
+			t.Errorf("DeleteEvalRun = %v, want the EOF as ErrConnClosed, not retried", err)
+		}
+	})
+}
+
+func TestQueryTimeoutBoundsStatement(t *testing.T) {
+	t.Parallel()
+	mock, err := pgxmock.NewPool(pgxmock.QueryMatcherOption(pgxmock.QueryMatcherEqual))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mock.Close()
+	r, err := New(mock, &Config{QueryTimeout: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.New()
+	// pgxmock honours the context: a reply delayed beyond the deadline
+	// fails with the context's error.
+	mock.ExpectExec(gen.DeleteEvalRun).WithArgs(id).WillDelayFor(time.Minute).WillReturnResult(pgxmock.NewResult("DELETE", 1))
+	if _, err := r.Queries().DeleteEvalRun(context.Background(), id); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("DeleteEvalRun past QueryTimeout = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func TestStatsWithMock(t *testing.T) {
+	t.Parallel()
+	mock, r := setupMock(t)
+	mock.ExpectQuery(gen.CountConnectionsByState).WillReturnRows(mock.NewRows([]string{"state", "connections"}).
+		AddRow("active", int64(2)).AddRow("idle", int64(3)))
+	st, err := r.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]int64{"active": 2, "idle": 3}, st.Connections); diff != "" {
+		t.Errorf("Stats().Connections mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	t.Parallel()
+	if _, err := New(nil, nil); err == nil {
+		t.Error("New(nil, nil) succeeded, want an error")
+	}
+	mock, _ := pgxmock.NewPool()
+	defer mock.Close()
+	if _, err := New(mock, &Config{Env: "staging"}); err == nil {
+		t.Error(`New(Env "staging") succeeded, want an error`)
+	}
+	if _, err := New(mock, &Config{QueryTimeout: -time.Second}); err == nil {
+		t.Error("New(QueryTimeout -1s) succeeded, want an error")
+	}
+	if _, err := Open(context.Background(), &Config{}); err == nil {
+		t.Error("Open(no URL) succeeded, want an error")
+	}
+}
+
+func TestQueryName(t *testing.T) {
+	t.Parallel()
+	tests := map[string]string{
+		gen.GetEvalRun:              "GetEvalRun",
+		gen.CountConnectionsByState: "CountConnectionsByState",
+		"SELECT 1":                  "other",
+		"-- name: \nSELECT 1":       "other",
+		"-- name: X :exec":          "X",
+		"-- name: Y\tSELECT":        "Y",
+	}
+	for sql, want := range tests {
+		if got := QueryName(sql); got != want {
+			t.Errorf("QueryName(%q) = %q, want %q", sql, got, want)
+		}
+	}
+}
+
+func TestFormatArgs(t *testing.T) {
+	t.Parallel()
+	long := make([]byte, 100)
+	for i := range long {
+		long[i] = 'a'
+	}
+	got := formatArgs([]any{1, "x", string(long), nil, 2, 3, 4, 5, 6, 7, 8, 9})
+	want := `[1 "x" "` + string(long[:64]) + `…(100 bytes)" <nil> 2 3 4 5 6 7 …2 more]`
+	if got != want {
+		t.Errorf("formatArgs = %s\nwant %s", got, want)
+	}
+}
