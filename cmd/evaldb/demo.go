@@ -1,3 +1,5 @@
+//go:build evaldb_integrated
+
 package main
 
 import (
@@ -26,11 +28,11 @@ import (
 
 // demoOptions sizes the demo's workload.
 type demoOptions struct {
-	runs, results, metrics         int
-	students, studentMetrics       int
-	writers, readers, reads        int
-	seed                           uint64
-	progress                       bool
+	runs, results, metrics   int
+	students, studentMetrics int
+	writers, readers, reads  int
+	seed                     uint64
+	progress                 bool
 }
 
 var (
@@ -411,14 +413,4 @@ func byState(m map[string]int64) string {
 		parts[i] = fmt.Sprintf("%s %d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
-}
-
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

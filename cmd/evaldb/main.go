@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
 	"syscall"
 )
 
@@ -103,4 +104,13 @@ func (a *app) newFlags(name, argsUsage, about string) *flag.FlagSet {
 		}
 	}
 	return fs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

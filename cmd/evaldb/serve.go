@@ -1,3 +1,5 @@
+//go:build evaldb_integrated
+
 package main
 
 import (
