@@ -11,8 +11,8 @@ help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
-deps: ## Install what the tests need and a fresh machine lacks (PostgreSQL server binaries).
-	@scripts/ensure-postgres.sh
+deps: ## Install what the tests need and a fresh machine lacks (PostgreSQL server binaries, PgBouncer).
+	@scripts/ensure-deps.sh
 
 .PHONY: generate
 generate: ## Regenerate gen/ (and everything derived from it) after a schema or query change.
