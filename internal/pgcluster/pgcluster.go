@@ -450,3 +450,38 @@ func (c *Cluster) cleanup() {
 		_ = os.RemoveAll(c.root)
 	}
 }
+
+// StartReplica makes a streaming replica of c (pg_basebackup -R into a new
+// throwaway data directory) and starts it as a hot standby on its own port.
+// Stop it with its own Stop.
+func (c *Cluster) StartReplica(ctx context.Context) (*Cluster, error) {
+	base, err := os.MkdirTemp("", "evaldb-pg-replica-")
+	if err != nil {
+		return nil, fmt.Errorf("create replica directory: %w", err)
+	}
+	r := &Cluster{BinDir: c.BinDir, cred: c.cred, root: base, opts: Options{Settings: c.opts.Settings},
+		DataDir: filepath.Join(base, "data"), SockDir: filepath.Join(base, "sock"), LogFile: filepath.Join(base, "server.log")}
+	if err := os.Chmod(base, 0o755); err != nil {
+		r.cleanup()
+		return nil, err
+	}
+	if err := os.MkdirAll(r.SockDir, 0o700); err != nil {
+		r.cleanup()
+		return nil, err
+	}
+	if err := r.chown(base, r.SockDir); err != nil {
+		r.cleanup()
+		return nil, err
+	}
+	out, err := r.command(ctx, "pg_basebackup", "-D", r.DataDir, "-R", "-X", "stream", "--no-sync",
+		"-h", "127.0.0.1", "-p", strconv.Itoa(c.Port), "-U", "postgres").CombinedOutput()
+	if err != nil {
+		r.cleanup()
+		return nil, fmt.Errorf("pg_basebackup from port %d: %w\n%s", c.Port, err, out)
+	}
+	if err := r.start(ctx); err != nil {
+		r.cleanup()
+		return nil, err
+	}
+	return r, nil
+}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -161,5 +162,46 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 	}
 	if err := c.Restart(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReplicaStreams checks the streaming replica: it is in recovery and
+// receives what the primary commits.
+func TestReplicaStreams(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := start(t, pgcluster.Options{})
+	exec(t, c.URL("postgres"), "CREATE TABLE r (v int)")
+	rep, err := c.StartReplica(ctx)
+	if err != nil {
+		t.Fatalf("StartReplica() error = %v", err)
+	}
+	t.Cleanup(func() { _ = rep.Stop() })
+	if got := query(t, rep.URL("postgres"), "SELECT pg_is_in_recovery()::text"); got != "true" {
+		t.Fatalf("replica pg_is_in_recovery() = %s, want true", got)
+	}
+	exec(t, c.URL("postgres"), "INSERT INTO r VALUES (42)")
+	lsn := query(t, c.URL("postgres"), "SELECT pg_current_wal_lsn()::text")
+	conn, err := pgx.Connect(ctx, rep.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// Wait (bounded) until the replica has replayed the insert's position.
+	for i := 0; ; i++ {
+		var caught bool
+		if err := conn.QueryRow(ctx, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", lsn).Scan(&caught); err != nil {
+			t.Fatal(err)
+		}
+		if caught {
+			break
+		}
+		if i == 500 {
+			t.Fatalf("replica did not replay %s", lsn)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := query(t, rep.URL("postgres"), "SELECT v::text FROM r"); got != "42" {
+		t.Errorf("replica r.v = %s, want 42", got)
 	}
 }
