@@ -33,7 +33,7 @@ func TestInsertEvalMetricsListEvalMetrics(t *testing.T) {
 			{RunID: run.ID, Name: "pass_rate", Value: 0.75},
 			{RunID: run.ID, Name: "accuracy", Value: 0.8125},
 			{RunID: run.ID, Name: "mean_latency_ms", Value: 123.456},
-			{RunID: run.ID, Name: "bleu", Value: -0.0},
+			{RunID: run.ID, Name: "bleu", Value: math.Copysign(0, -1)},
 			{RunID: other.ID, Name: "accuracy", Value: 0.1},
 		}
 		n, err := q.InsertEvalMetrics(ctx, in)
