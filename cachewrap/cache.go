@@ -42,7 +42,8 @@ type Options struct {
 	// RefreshTimeout bounds a background stale-while-revalidate refresh,
 	// which outlives the read that started it. Default 30 seconds.
 	RefreshTimeout time.Duration
-	// Now is the clock deciding freshness; tests set it. Default time.Now.
+	// Now is the clock deciding freshness; tests set it. Default: the
+	// monotonic clock.
 	Now func() time.Time
 }
 
@@ -90,7 +91,8 @@ type Cache struct {
 	off     [numQueries]bool
 	ttl     [numQueries]int64
 	swr     [numQueries]int64
-	now     func() time.Time
+	now     func() time.Time // nil: monotonic time since base
+	base    time.Time
 	refresh time.Duration
 	sf      singleflight.Group
 	bg      sync.WaitGroup
@@ -128,10 +130,10 @@ func New(q gen.Querier, opts *Options) (*Cache, error) {
 	o.TTL = cmp.Or(o.TTL, time.Minute)
 	o.NumCounters = cmp.Or(o.NumCounters, max(o.MaxBytes/100, 1000))
 	o.RefreshTimeout = cmp.Or(o.RefreshTimeout, 30*time.Second)
-	if o.Now == nil {
-		o.Now = time.Now
+	c := &Cache{q: q, seed: maphash.MakeSeed(), now: o.Now, base: time.Now(), refresh: o.RefreshTimeout}
+	if c.now != nil {
+		c.base = c.now()
 	}
-	c := &Cache{q: q, seed: maphash.MakeSeed(), now: o.Now, refresh: o.RefreshTimeout}
 	for i := range queries {
 		qi := &queries[i]
 		c.off[i] = qi.uncacheable != ""
@@ -278,7 +280,7 @@ func (c *Cache) lookup(qid queryID, k []byte) (*entry, lookupState) {
 		c.m.q[qid].misses.Add(1)
 		return nil, stateMiss
 	}
-	now := c.now().UnixNano()
+	now := c.clock()
 	switch {
 	case now < e.fresh:
 		c.m.q[qid].hits.Add(1)
@@ -289,6 +291,15 @@ func (c *Cache) lookup(qid queryID, k []byte) (*entry, lookupState) {
 	}
 	c.m.q[qid].misses.Add(1)
 	return nil, stateMiss
+}
+
+// clock returns nanoseconds since New: from Options.Now when set, else
+// from the monotonic clock (one clock read, immune to wall-clock steps).
+func (c *Cache) clock() int64 {
+	if c.now != nil {
+		return int64(c.now().Sub(c.base))
+	}
+	return int64(time.Since(c.base))
 }
 
 // loader runs a query and estimates its result's size.
@@ -314,10 +325,14 @@ func (c *Cache) load(ctx context.Context, qid queryID, k []byte, fn loader) (any
 }
 
 func (c *Cache) store(qid queryID, key string, v any, size int64) {
-	now := c.now().UnixNano()
+	now := c.clock()
 	ttl, swr := c.ttl[qid], c.swr[qid]
 	e := &entry{key: key, val: v, fresh: now + ttl, stale: now + ttl + swr, qid: qid}
-	if !c.rc.SetWithTTL(maphash.String(c.seed, key), e, size+int64(len(key))+entryOverhead, time.Duration(ttl+swr)) {
+	// No ristretto TTL: freshness is decided by our own clock read in
+	// lookup, and a ristretto TTL would cost a second clock read on every
+	// hit. Expired and superseded entries are never read again, so TinyLFU
+	// evicts them first when MaxBytes is reached.
+	if !c.rc.Set(maphash.String(c.seed, key), e, size+int64(len(key))+entryOverhead) {
 		c.m.rejected.Add(1)
 	}
 }

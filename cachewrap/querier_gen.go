@@ -712,6 +712,88 @@ func copyEvalResultSlice(v []gen.EvalResult) []gen.EvalResult {
 
 // copyEvalRun returns a copy of v that shares no mutable memory with it.
 func copyEvalRun(v gen.EvalRun) gen.EvalRun {
+	if v.Config == nil && v.FinishedAt == nil {
+		return v
+	}
+	switch n := max(len(v.Config)); {
+	case n <= 1:
+		s := new(slabEvalRun1)
+		if v.Config != nil {
+			k := copy(s.f0[:], v.Config)
+			v.Config = s.f0[:k:k]
+		}
+		if v.FinishedAt != nil {
+			s.f1 = *v.FinishedAt
+			v.FinishedAt = &s.f1
+		}
+		return v
+	case n <= 2:
+		s := new(slabEvalRun2)
+		if v.Config != nil {
+			k := copy(s.f0[:], v.Config)
+			v.Config = s.f0[:k:k]
+		}
+		if v.FinishedAt != nil {
+			s.f1 = *v.FinishedAt
+			v.FinishedAt = &s.f1
+		}
+		return v
+	case n <= 4:
+		s := new(slabEvalRun4)
+		if v.Config != nil {
+			k := copy(s.f0[:], v.Config)
+			v.Config = s.f0[:k:k]
+		}
+		if v.FinishedAt != nil {
+			s.f1 = *v.FinishedAt
+			v.FinishedAt = &s.f1
+		}
+		return v
+	case n <= 8:
+		s := new(slabEvalRun8)
+		if v.Config != nil {
+			k := copy(s.f0[:], v.Config)
+			v.Config = s.f0[:k:k]
+		}
+		if v.FinishedAt != nil {
+			s.f1 = *v.FinishedAt
+			v.FinishedAt = &s.f1
+		}
+		return v
+	case n <= 16:
+		s := new(slabEvalRun16)
+		if v.Config != nil {
+			k := copy(s.f0[:], v.Config)
+			v.Config = s.f0[:k:k]
+		}
+		if v.FinishedAt != nil {
+			s.f1 = *v.FinishedAt
+			v.FinishedAt = &s.f1
+		}
+		return v
+	case n <= 32:
+		s := new(slabEvalRun32)
+		if v.Config != nil {
+			k := copy(s.f0[:], v.Config)
+			v.Config = s.f0[:k:k]
+		}
+		if v.FinishedAt != nil {
+			s.f1 = *v.FinishedAt
+			v.FinishedAt = &s.f1
+		}
+		return v
+	case n <= 64:
+		s := new(slabEvalRun64)
+		if v.Config != nil {
+			k := copy(s.f0[:], v.Config)
+			v.Config = s.f0[:k:k]
+		}
+		if v.FinishedAt != nil {
+			s.f1 = *v.FinishedAt
+			v.FinishedAt = &s.f1
+		}
+		return v
+	}
 	v.Config = slices.Clone(v.Config)
 	if v.FinishedAt != nil {
 		x1 := *v.FinishedAt
@@ -743,6 +825,144 @@ func copyGetEvalRunSummaryRow(v gen.GetEvalRunSummaryRow) gen.GetEvalRunSummaryR
 
 // copyGetStudentWithMetricsRow returns a copy of v that shares no mutable memory with it.
 func copyGetStudentWithMetricsRow(v gen.GetStudentWithMetricsRow) gen.GetStudentWithMetricsRow {
+	if v.Cohort == nil && v.MetricNames == nil && v.MetricValues == nil && v.MetricRecordedAt == nil {
+		return v
+	}
+	switch n := max(len(v.MetricNames), len(v.MetricValues), len(v.MetricRecordedAt)); {
+	case n <= 1:
+		s := new(slabGetStudentWithMetricsRow1)
+		if v.Cohort != nil {
+			s.f0 = *v.Cohort
+			v.Cohort = &s.f0
+		}
+		if v.MetricNames != nil {
+			k := copy(s.f1[:], v.MetricNames)
+			v.MetricNames = s.f1[:k:k]
+		}
+		if v.MetricValues != nil {
+			k := copy(s.f2[:], v.MetricValues)
+			v.MetricValues = s.f2[:k:k]
+		}
+		if v.MetricRecordedAt != nil {
+			k := copy(s.f3[:], v.MetricRecordedAt)
+			v.MetricRecordedAt = s.f3[:k:k]
+		}
+		return v
+	case n <= 2:
+		s := new(slabGetStudentWithMetricsRow2)
+		if v.Cohort != nil {
+			s.f0 = *v.Cohort
+			v.Cohort = &s.f0
+		}
+		if v.MetricNames != nil {
+			k := copy(s.f1[:], v.MetricNames)
+			v.MetricNames = s.f1[:k:k]
+		}
+		if v.MetricValues != nil {
+			k := copy(s.f2[:], v.MetricValues)
+			v.MetricValues = s.f2[:k:k]
+		}
+		if v.MetricRecordedAt != nil {
+			k := copy(s.f3[:], v.MetricRecordedAt)
+			v.MetricRecordedAt = s.f3[:k:k]
+		}
+		return v
+	case n <= 4:
+		s := new(slabGetStudentWithMetricsRow4)
+		if v.Cohort != nil {
+			s.f0 = *v.Cohort
+			v.Cohort = &s.f0
+		}
+		if v.MetricNames != nil {
+			k := copy(s.f1[:], v.MetricNames)
+			v.MetricNames = s.f1[:k:k]
+		}
+		if v.MetricValues != nil {
+			k := copy(s.f2[:], v.MetricValues)
+			v.MetricValues = s.f2[:k:k]
+		}
+		if v.MetricRecordedAt != nil {
+			k := copy(s.f3[:], v.MetricRecordedAt)
+			v.MetricRecordedAt = s.f3[:k:k]
+		}
+		return v
+	case n <= 8:
+		s := new(slabGetStudentWithMetricsRow8)
+		if v.Cohort != nil {
+			s.f0 = *v.Cohort
+			v.Cohort = &s.f0
+		}
+		if v.MetricNames != nil {
+			k := copy(s.f1[:], v.MetricNames)
+			v.MetricNames = s.f1[:k:k]
+		}
+		if v.MetricValues != nil {
+			k := copy(s.f2[:], v.MetricValues)
+			v.MetricValues = s.f2[:k:k]
+		}
+		if v.MetricRecordedAt != nil {
+			k := copy(s.f3[:], v.MetricRecordedAt)
+			v.MetricRecordedAt = s.f3[:k:k]
+		}
+		return v
+	case n <= 16:
+		s := new(slabGetStudentWithMetricsRow16)
+		if v.Cohort != nil {
+			s.f0 = *v.Cohort
+			v.Cohort = &s.f0
+		}
+		if v.MetricNames != nil {
+			k := copy(s.f1[:], v.MetricNames)
+			v.MetricNames = s.f1[:k:k]
+		}
+		if v.MetricValues != nil {
+			k := copy(s.f2[:], v.MetricValues)
+			v.MetricValues = s.f2[:k:k]
+		}
+		if v.MetricRecordedAt != nil {
+			k := copy(s.f3[:], v.MetricRecordedAt)
+			v.MetricRecordedAt = s.f3[:k:k]
+		}
+		return v
+	case n <= 32:
+		s := new(slabGetStudentWithMetricsRow32)
+		if v.Cohort != nil {
+			s.f0 = *v.Cohort
+			v.Cohort = &s.f0
+		}
+		if v.MetricNames != nil {
+			k := copy(s.f1[:], v.MetricNames)
+			v.MetricNames = s.f1[:k:k]
+		}
+		if v.MetricValues != nil {
+			k := copy(s.f2[:], v.MetricValues)
+			v.MetricValues = s.f2[:k:k]
+		}
+		if v.MetricRecordedAt != nil {
+			k := copy(s.f3[:], v.MetricRecordedAt)
+			v.MetricRecordedAt = s.f3[:k:k]
+		}
+		return v
+	case n <= 64:
+		s := new(slabGetStudentWithMetricsRow64)
+		if v.Cohort != nil {
+			s.f0 = *v.Cohort
+			v.Cohort = &s.f0
+		}
+		if v.MetricNames != nil {
+			k := copy(s.f1[:], v.MetricNames)
+			v.MetricNames = s.f1[:k:k]
+		}
+		if v.MetricValues != nil {
+			k := copy(s.f2[:], v.MetricValues)
+			v.MetricValues = s.f2[:k:k]
+		}
+		if v.MetricRecordedAt != nil {
+			k := copy(s.f3[:], v.MetricRecordedAt)
+			v.MetricRecordedAt = s.f3[:k:k]
+		}
+		return v
+	}
 	if v.Cohort != nil {
 		x2 := *v.Cohort
 		v.Cohort = &x2
@@ -946,4 +1166,102 @@ func sizeUser(v gen.User) int64 {
 	n += int64(len(v.Email))
 	n += int64(len(v.Name))
 	return n
+}
+
+// slabEvalRun1 holds a copy of a gen.EvalRun's pointers and slices (up to 1 elements) in one allocation.
+type slabEvalRun1 struct {
+	f0 [1]byte
+	f1 time.Time
+}
+
+// slabEvalRun16 holds a copy of a gen.EvalRun's pointers and slices (up to 16 elements) in one allocation.
+type slabEvalRun16 struct {
+	f0 [16]byte
+	f1 time.Time
+}
+
+// slabEvalRun2 holds a copy of a gen.EvalRun's pointers and slices (up to 2 elements) in one allocation.
+type slabEvalRun2 struct {
+	f0 [2]byte
+	f1 time.Time
+}
+
+// slabEvalRun32 holds a copy of a gen.EvalRun's pointers and slices (up to 32 elements) in one allocation.
+type slabEvalRun32 struct {
+	f0 [32]byte
+	f1 time.Time
+}
+
+// slabEvalRun4 holds a copy of a gen.EvalRun's pointers and slices (up to 4 elements) in one allocation.
+type slabEvalRun4 struct {
+	f0 [4]byte
+	f1 time.Time
+}
+
+// slabEvalRun64 holds a copy of a gen.EvalRun's pointers and slices (up to 64 elements) in one allocation.
+type slabEvalRun64 struct {
+	f0 [64]byte
+	f1 time.Time
+}
+
+// slabEvalRun8 holds a copy of a gen.EvalRun's pointers and slices (up to 8 elements) in one allocation.
+type slabEvalRun8 struct {
+	f0 [8]byte
+	f1 time.Time
+}
+
+// slabGetStudentWithMetricsRow1 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 1 elements) in one allocation.
+type slabGetStudentWithMetricsRow1 struct {
+	f0 string
+	f1 [1]string
+	f2 [1]float64
+	f3 [1]time.Time
+}
+
+// slabGetStudentWithMetricsRow16 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 16 elements) in one allocation.
+type slabGetStudentWithMetricsRow16 struct {
+	f0 string
+	f1 [16]string
+	f2 [16]float64
+	f3 [16]time.Time
+}
+
+// slabGetStudentWithMetricsRow2 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 2 elements) in one allocation.
+type slabGetStudentWithMetricsRow2 struct {
+	f0 string
+	f1 [2]string
+	f2 [2]float64
+	f3 [2]time.Time
+}
+
+// slabGetStudentWithMetricsRow32 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 32 elements) in one allocation.
+type slabGetStudentWithMetricsRow32 struct {
+	f0 string
+	f1 [32]string
+	f2 [32]float64
+	f3 [32]time.Time
+}
+
+// slabGetStudentWithMetricsRow4 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 4 elements) in one allocation.
+type slabGetStudentWithMetricsRow4 struct {
+	f0 string
+	f1 [4]string
+	f2 [4]float64
+	f3 [4]time.Time
+}
+
+// slabGetStudentWithMetricsRow64 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 64 elements) in one allocation.
+type slabGetStudentWithMetricsRow64 struct {
+	f0 string
+	f1 [64]string
+	f2 [64]float64
+	f3 [64]time.Time
+}
+
+// slabGetStudentWithMetricsRow8 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 8 elements) in one allocation.
+type slabGetStudentWithMetricsRow8 struct {
+	f0 string
+	f1 [8]string
+	f2 [8]float64
+	f3 [8]time.Time
 }

@@ -460,6 +460,9 @@ func (e *emitter) copyFunc(t ast.Expr) (string, error) {
 	ts := e.typeSrc(t)
 	e.p("// %s returns a copy of v that shares no mutable memory with it.", name)
 	e.p("func %s(v %s) %s {", name, ts, ts)
+	if err := e.slabCopy(t); err != nil {
+		return "", err
+	}
 	if err := e.deepen("v", t); err != nil {
 		return "", err
 	}
@@ -582,5 +585,104 @@ func (e *emitter) dynSize(expr string, t ast.Expr) error {
 	default:
 		return fmt.Errorf("cannot size %T", t)
 	}
+	return nil
+}
+
+// slabClasses are the capacities of the slab types: a copy whose slices are
+// all at most this long takes one allocation.
+var slabClasses = []int{1, 2, 4, 8, 16, 32, 64}
+
+type slot struct {
+	field string
+	elem  string // element type source
+	slice bool
+}
+
+// slabCopy emits, for a struct whose shared parts are pointers and slices of
+// plain values, a copy into one allocation: a generated struct holding an
+// array per slice (of the smallest class that fits) and a value per pointer.
+// Longer slices fall through to the per-field copy that follows.
+func (e *emitter) slabCopy(t ast.Expr) error {
+	id, ok := t.(*ast.Ident)
+	if !ok {
+		return nil
+	}
+	st, ok := e.pkg.structs[id.Name]
+	if !ok {
+		return nil
+	}
+	var slots []slot
+	nSlices := 0
+	for _, f := range st.Fields.List {
+		if !e.needsCopy(f.Type) {
+			continue
+		}
+		for _, n := range f.Names {
+			switch ft := f.Type.(type) {
+			case *ast.StarExpr:
+				if e.needsCopy(ft.X) {
+					return nil
+				}
+				slots = append(slots, slot{n.Name, e.typeSrc(ft.X), false})
+			case *ast.ArrayType:
+				if e.needsCopy(ft.Elt) {
+					return nil
+				}
+				slots = append(slots, slot{n.Name, e.typeSrc(ft.Elt), true})
+				nSlices++
+			case *ast.SelectorExpr: // json.RawMessage
+				slots = append(slots, slot{n.Name, "byte", true})
+				nSlices++
+			default:
+				return nil
+			}
+		}
+	}
+	if nSlices == 0 || len(slots) < 2 {
+		return nil // one allocation already
+	}
+	var lens, nils []string
+	for _, s := range slots {
+		nils = append(nils, "v."+s.field+" == nil")
+		if s.slice {
+			lens = append(lens, "len(v."+s.field+")")
+		}
+	}
+	e.p("if %s {", strings.Join(nils, " && "))
+	e.p("return v")
+	e.p("}")
+	e.p("switch n := max(%s); {", strings.Join(lens, ", "))
+	for _, c := range slabClasses {
+		typ := fmt.Sprintf("slab%s%d", id.Name, c)
+		var decl bytes.Buffer
+		fmt.Fprintf(&decl, "// %s holds a copy of a gen.%s's pointers and slices (up to %d elements) in one allocation.\n", typ, id.Name, c)
+		fmt.Fprintf(&decl, "type %s struct {\n", typ)
+		for i, s := range slots {
+			if s.slice {
+				fmt.Fprintf(&decl, "f%d [%d]%s\n", i, c, s.elem)
+			} else {
+				fmt.Fprintf(&decl, "f%d %s\n", i, s.elem)
+			}
+		}
+		decl.WriteString("}\n")
+		e.helpers[typ] = decl.String()
+		e.p("case n <= %d:", c)
+		e.p("s := new(%s)", typ)
+		for i, s := range slots {
+			if s.slice {
+				e.p("if v.%s != nil {", s.field)
+				e.p("k := copy(s.f%d[:], v.%s)", i, s.field)
+				e.p("v.%s = s.f%d[:k:k]", s.field, i)
+				e.p("}")
+			} else {
+				e.p("if v.%s != nil {", s.field)
+				e.p("s.f%d = *v.%s", i, s.field)
+				e.p("v.%s = &s.f%d", s.field, i)
+				e.p("}")
+			}
+		}
+		e.p("return v")
+	}
+	e.p("}")
 	return nil
 }

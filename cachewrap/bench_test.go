@@ -1,0 +1,118 @@
+package cachewrap
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/aah/evaldb/gen"
+	"github.com/aah/evaldb/internal/dbtest"
+)
+
+// studentFake serves GetStudentWithMetrics with a fixed row of 5 metrics.
+type studentFake struct {
+	gen.Querier
+	calls int
+}
+
+func (f *studentFake) GetStudentWithMetrics(ctx context.Context, studentID string) (gen.GetStudentWithMetricsRow, error) {
+	f.calls++
+	return studentRow(studentID, 1, 5), nil
+}
+
+// BenchmarkCachedGetStudentWithMetrics measures a hit: key build, lookup,
+// freshness check and the private copy of a row with a cohort and 5 metrics.
+func BenchmarkCachedGetStudentWithMetrics(b *testing.B) {
+	c, err := New(&studentFake{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.GetStudentWithMetrics(ctx, "S123456"); err != nil {
+		b.Fatal(err)
+	}
+	c.Wait()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.GetStudentWithMetrics(ctx, "S123456"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if s := c.Stats(); s.Misses != 1 {
+		b.Fatalf("%d misses, want 1: the benchmark did not measure hits", s.Misses)
+	}
+}
+
+// BenchmarkGetStudentWithMetricsDB compares the query on a real PostgreSQL
+// uncached and as a cache miss (the cache invalidated before every read).
+func BenchmarkGetStudentWithMetricsDB(b *testing.B) {
+	pool := dbtest.Pool(b)
+	ctx := context.Background()
+	q := gen.New(pool)
+	u, err := q.CreateUser(ctx, gen.CreateUserParams{Email: "b@example.com", Name: "B"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sp, err := q.CreateStudentProfile(ctx, gen.CreateStudentProfileParams{UserID: u.ID, StudentID: "S1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ms []gen.InsertPerformanceMetricsParams
+	for i := range 5 {
+		ms = append(ms, gen.InsertPerformanceMetricsParams{StudentProfileID: sp.ID, Name: fmt.Sprint("m", i), Value: float64(i), RecordedAt: fakeTime})
+	}
+	if _, err := q.InsertPerformanceMetrics(ctx, ms); err != nil {
+		b.Fatal(err)
+	}
+	c, err := New(q, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.Run("Uncached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := q.GetStudentWithMetrics(ctx, "S1"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Miss", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.Invalidate("performance_metrics")
+			if _, err := c.GetStudentWithMetrics(ctx, "S1"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkZipfHitRatio reads 100k students with Zipf-skewed popularity
+// (s=1.1) through a 4 MiB cache and reports the hit ratio.
+func BenchmarkZipfHitRatio(b *testing.B) {
+	f := &studentFake{}
+	c, err := New(f, &Options{MaxBytes: 4 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	const students = 100_000
+	ids := make([]string, students)
+	for i := range ids {
+		ids[i] = fmt.Sprint("S", i)
+	}
+	z := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 1, students-1)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.GetStudentWithMetrics(ctx, ids[z.Uint64()]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := c.Stats()
+	b.ReportMetric(float64(s.Hits)/float64(s.Hits+s.Misses), "hit-ratio")
+	b.ReportMetric(float64(s.Evictions), "evictions")
+}
