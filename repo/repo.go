@@ -65,7 +65,9 @@ func Open(ctx context.Context, cfg *Config) (*Repo, error) {
 	r.pooled = &pooled{pool: pool, timeout: s.PoolTimeout, maxConns: s.MaxConns}
 	r.exec.db = r.pooled
 	r.stat = pool.Stat
-	if err := r.pooled.Ping(ctx); err != nil {
+	// The first ping dials: connect_timeout and ctx bound it, not the pool
+	// timeout (which is about waiting for a busy pool).
+	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, unreachable(pcfg, s, err)
 	}
