@@ -116,4 +116,3 @@ func ExampleParseURL() {
 	// search_path          "evals"          url: schema
 	// database URL parameter connection_limit="0": must be a whole number from 1 to 10000 (the pool's maximum connections)
 }
-
