@@ -144,3 +144,27 @@ func recordCreateMany(ctx context.Context, db *pgxpool.Pool, run txn.Run) error 
 		return err
 	})
 }
+
+// BenchmarkRecordEvalRunCrossover compares RecordEvalRun's two write paths
+// around the sizes where COPY starts to win, to set DefaultCopyThreshold:
+//
+//	go test -run '^$' -bench RecordEvalRunCrossover -benchtime=20x -count=3 ./txn/
+func BenchmarkRecordEvalRunCrossover(b *testing.B) {
+	pool := dbtest.Pool(b)
+	ctx := context.Background()
+	for _, n := range []int{30, 100, 300, 1000, 3000} {
+		run := makeRun(uuid.Nil, n, 5)
+		for _, path := range []struct {
+			name      string
+			threshold int
+		}{{"batch", -1}, {"copy", 1}} {
+			b.Run(fmt.Sprintf("results=%d/%s", n, path.name), func(b *testing.B) {
+				for b.Loop() {
+					if _, err := txn.RecordEvalRunWithOptions(ctx, pool, run, &txn.Options{CopyThreshold: path.threshold}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -315,26 +315,19 @@ func readBatch(br pgx.BatchResults, rr resolvedRun) (Recorded, error) {
 	return rec, checkCounts(rec, rr)
 }
 
-// writeCopy inserts the run, COPYs the results and inserts the metrics.
+// writeCopy sends the run and its metrics as one batch (one round trip),
+// then COPYs the results.
 func writeCopy(ctx context.Context, tx pgx.Tx, rr resolvedRun) (Recorded, error) {
-	run, err := scanRun(tx.QueryRow(ctx, gen.InsertEvalRun, runArgs(rr.p)...))
+	rec, err := writeBatch(ctx, tx, resolvedRun{p: rr.p, metrics: rr.metrics})
 	if err != nil {
-		return Recorded{}, fmt.Errorf("insert eval run: %w", err)
+		return Recorded{}, err
 	}
-	rec := Recorded{Run: run}
 	if len(rr.results) > 0 {
 		n, err := tx.CopyFrom(ctx, pgx.Identifier{"eval_results"}, resultColumns, &resultSource{id: rr.p.ID, rows: rr.results})
 		if err != nil {
 			return Recorded{}, fmt.Errorf("copy %d eval results: %w", len(rr.results), err)
 		}
 		rec.Results = int(n)
-	}
-	if len(rr.metrics) > 0 {
-		tag, err := tx.Exec(ctx, gen.InsertEvalMetricsUnnest, metricArrays(rr.p.ID, rr.metrics)...)
-		if err != nil {
-			return Recorded{}, fmt.Errorf("insert %d eval metrics: %w", len(rr.metrics), err)
-		}
-		rec.Metrics = int(tag.RowsAffected())
 	}
 	return rec, checkCounts(rec, rr)
 }

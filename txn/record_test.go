@@ -105,12 +105,13 @@ func TestRecordEvalRunLargeRunUsesCopy(t *testing.T) {
 	mock := newMock(t)
 	run := mockRun()
 	mock.ExpectBegin()
-	mock.ExpectQuery(gen.InsertEvalRun).WithArgs(runArgs(run)...).WillReturnRows(runRow(mock, run))
+	b := mock.ExpectBatch()
+	b.ExpectQuery(gen.InsertEvalRun).WithArgs(runArgs(run)...).WillReturnRows(runRow(mock, run))
+	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs([16]byte(run.ID), []string{"accuracy", "mean_latency_ms"}, []float64{0.5, 13.5}).
+		WillReturnResult(pgxmock.NewResult("INSERT", 2))
 	mock.ExpectCopyFrom(pgx.Identifier{"eval_results"},
 		[]string{"run_id", "case_id", "input", "expected", "output", "score", "passed", "latency_ms", "prompt_tokens", "completion_tokens", "error"}).
 		WillReturnResult(2)
-	mock.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs([16]byte(run.ID), []string{"accuracy", "mean_latency_ms"}, []float64{0.5, 13.5}).
-		WillReturnResult(pgxmock.NewResult("INSERT", 2))
 	mock.ExpectCommit()
 
 	got, err := txn.RecordEvalRunWithOptions(t.Context(), mock, run, &txn.Options{CopyThreshold: 2})
