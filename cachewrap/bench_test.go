@@ -116,3 +116,34 @@ func BenchmarkZipfHitRatio(b *testing.B) {
 	b.ReportMetric(float64(s.Hits)/float64(s.Hits+s.Misses), "hit-ratio")
 	b.ReportMetric(float64(s.Evictions), "evictions")
 }
+
+// BenchmarkMissOverhead isolates what a miss adds to a query: the same fake
+// query run directly and through the cache with its table invalidated before
+// every read (key build, lookup, singleflight, size estimate, set, copy).
+// Against a database round trip this is the miss's extra cost.
+func BenchmarkMissOverhead(b *testing.B) {
+	f := &studentFake{}
+	c, err := New(f, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	b.Run("Direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := f.GetStudentWithMetrics(ctx, "S1"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Miss", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.Invalidate("performance_metrics")
+			if _, err := c.GetStudentWithMetrics(ctx, "S1"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -137,14 +137,13 @@ type param struct {
 }
 
 type method struct {
-	name    string
-	doc     []string
-	params  []param // after ctx
-	result  ast.Expr
-	access  access
-	write   bool
-	policy  policy
-	typeSrc string // Go source of the result type
+	name   string
+	doc    []string
+	params []param // after ctx
+	result ast.Expr
+	access access
+	write  bool
+	policy policy
 }
 
 func loadGen(dir string) (*genPkg, error) {
