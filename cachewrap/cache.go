@@ -180,7 +180,8 @@ func (c *Cache) Close() {
 
 // Wait blocks until the values stored so far are visible to reads (ristretto
 // applies sets asynchronously) and background refreshes have finished.
-// Tests use it; production code has no need to.
+// Tests use it; production code has no need to. Like sync.WaitGroup.Wait,
+// it must not race with reads that may start a background refresh.
 func (c *Cache) Wait() {
 	c.bg.Wait()
 	c.rc.Wait()
