@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/aah/evaldb/cachewrap"
 )
 
 // Environment selects evaldb's defaults and how much it logs. It is read from
@@ -98,8 +100,12 @@ type Config struct {
 	QueryTimeout time.Duration
 
 	// DisableCache turns off the read cache of package cachewrap in
-	// Queries. Default: false.
+	// Queries. Default: false (reads are cached).
 	DisableCache bool
+
+	// CacheOptions configures the read cache (size, TTL, …). Default: nil,
+	// cachewrap's defaults.
+	CacheOptions *cachewrap.Options
 
 	// Name labels this Repo's metrics (the "db" label) and log lines.
 	// Default: the database name from URL, or "evaldb".

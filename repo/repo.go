@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/aah/evaldb/cachewrap"
 	"github.com/aah/evaldb/gen"
 	"github.com/aah/evaldb/internal/dberr"
 	"github.com/aah/evaldb/internal/dsn"
@@ -29,6 +30,7 @@ type Repo struct {
 	pooled   *pooled       // nil for New
 	exec     *executor
 	queries  gen.Querier
+	cache    *cachewrap.Cache // nil when Config.DisableCache
 	metrics  *Metrics
 	log      *slog.Logger
 	stat     func() *pgxpool.Stat // nil unless the executor is a *pgxpool.Pool
@@ -125,8 +127,15 @@ func newRepo(db DBTX, cfg *Config) (*Repo, error) {
 	}
 	r := &Repo{cfg: c, metrics: newMetrics(), log: log}
 	r.exec = &executor{db: db, timeout: c.QueryTimeout, log: log}
-	// Integration point: cachewrap.New(querier{…}, …) unless c.DisableCache.
-	r.queries = querier{q: gen.New(r.exec)}
+	base := querier{q: gen.New(r.exec)}
+	r.queries = base
+	if !c.DisableCache {
+		cache, err := cachewrap.New(base, c.CacheOptions)
+		if err != nil {
+			return nil, fmt.Errorf("repo: Config.CacheOptions: %w", err)
+		}
+		r.cache, r.queries = cache, cache
+	}
 	return r, nil
 }
 
@@ -145,8 +154,11 @@ func (r *Repo) slow() time.Duration {
 }
 
 // Queries returns the typed accessors, bound to the pool, with errors
-// translated (ErrNotFound, *ConflictError, ErrPoolTimeout, …). Safe for
-// concurrent use; call it as often as convenient (it allocates nothing).
+// translated (ErrNotFound, *ConflictError, ErrPoolTimeout, …) and reads
+// served from the cache of package cachewrap unless Config.DisableCache.
+// Writes through it invalidate the cache; writes made elsewhere need
+// Cache().Invalidate. Safe for concurrent use; call it as often as
+// convenient (it allocates nothing).
 func (r *Repo) Queries() gen.Querier { return r.queries }
 
 // DB returns the executor the accessors run on: the pool behind the pool
@@ -162,11 +174,18 @@ func (r *Repo) Settings() *Settings { return r.settings }
 // Open, whose pool carries the tracers).
 func (r *Repo) Metrics() *Metrics { return r.metrics }
 
-// Close closes the pool of a Repo made by Open, waiting for acquired
-// connections to be released. It is a no-op for a Repo made by New and on
-// a second call.
+// Cache returns the read cache behind Queries (for Invalidate, Stats and
+// its Prometheus Collector), or nil when Config.DisableCache is set.
+func (r *Repo) Cache() *cachewrap.Cache { return r.cache }
+
+// Close stops the cache and closes the pool of a Repo made by Open, waiting
+// for acquired connections to be released. It does not close the executor
+// given to New. A second call does nothing.
 func (r *Repo) Close() {
 	r.closed.Do(func() {
+		if r.cache != nil {
+			r.cache.Close()
+		}
 		if r.pool != nil {
 			r.pool.Close()
 			registry.close(r.regKey)

@@ -126,7 +126,11 @@ type PoolTimeoutError struct {
 	MaxConns int32
 	// Timeout is the pool timeout that elapsed.
 	Timeout time.Duration
-	// Err is the acquire error (a context deadline), or nil.
+	// Err is the acquire error (the pool timeout's context deadline), kept
+	// for debugging. It is deliberately not returned by Unwrap: the caller's
+	// own deadline did not pass, and code that checks errors.Is(err,
+	// context.DeadlineExceeded) to mean "my caller gave up" (cachewrap's
+	// shared loads, for one) must not mistake a pool timeout for that.
 	Err error
 }
 
@@ -139,6 +143,3 @@ func (e *PoolTimeoutError) Error() string {
 
 // Is makes errors.Is(err, ErrPoolTimeout) hold.
 func (e *PoolTimeoutError) Is(target error) bool { return target == ErrPoolTimeout }
-
-// Unwrap returns the acquire error.
-func (e *PoolTimeoutError) Unwrap() error { return e.Err }

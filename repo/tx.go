@@ -1,0 +1,38 @@
+package repo
+
+import (
+	"context"
+
+	"github.com/aah/evaldb/txn"
+)
+
+// Tx runs fn in a transaction on the pool with package txn's semantics
+// (commit on nil, rollback on error or panic, retries of serialization
+// failures and deadlocks, so fn must be safe to run again). opts nil means
+// txn's defaults; when opts.Cache is nil the Repo's cache is told what the
+// transaction wrote, after COMMIT, and opts.Logger defaults to the Repo's.
+// Errors are txn.Do's. Safe for concurrent use.
+func (r *Repo) Tx(ctx context.Context, opts *txn.Options, fn func(ctx context.Context, tx *txn.Tx) error) error {
+	return txn.Do(ctx, r.exec, r.txOptions(opts), fn)
+}
+
+// RecordEvalRun stores a run with its results and metrics atomically, with
+// txn.RecordEvalRunWithOptions, and invalidates the cached reads of those
+// tables after COMMIT. opts as for Tx.
+func (r *Repo) RecordEvalRun(ctx context.Context, run txn.Run, opts *txn.Options) (txn.Recorded, error) {
+	return txn.RecordEvalRunWithOptions(ctx, r.exec, run, r.txOptions(opts))
+}
+
+func (r *Repo) txOptions(opts *txn.Options) *txn.Options {
+	var o txn.Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Cache == nil && r.cache != nil {
+		o.Cache = r.cache
+	}
+	if o.Logger == nil {
+		o.Logger = r.log
+	}
+	return &o
+}
