@@ -1,9 +1,11 @@
 package txn_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -288,3 +290,35 @@ func (m recentTime) Match(v any) bool {
 	}
 	return !t.Before(m.after.Truncate(time.Microsecond)) && !t.After(time.Now()) && t.Equal(t.Truncate(time.Microsecond))
 }
+
+func TestRecordEvalRunInvalidatesCacheAfterCommit(t *testing.T) {
+	t.Parallel()
+	mock := newMock(t)
+	run := mockRun()
+	mock.ExpectBegin()
+	expectBatch(mock, run, nil)
+	mock.ExpectCommit()
+	ev := &events{}
+	_, err := txn.RecordEvalRunWithOptions(t.Context(), loggingBeginner{db: mock, ev: ev}, run, &txn.Options{Cache: fakeCache{ev: ev}})
+	if err != nil {
+		t.Fatalf("RecordEvalRun() = %v", err)
+	}
+	want := []string{"cache.Tx", "COMMIT err=<nil>", "cache.commit", "cache.Invalidate[eval_runs eval_results eval_metrics]"}
+	if diff := cmp.Diff(want, ev.get()); diff != "" {
+		t.Errorf("events mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestDoIsolationNeedsBeginTx(t *testing.T) {
+	t.Parallel()
+	mock := newMock(t) // nothing may be sent
+	err := txn.Do(t.Context(), beginOnly{mock}, &txn.Options{Isolation: pgx.Serializable}, func(ctx context.Context, tx *txn.Tx) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "Options.Isolation") {
+		t.Errorf("Do() = %v, want an error naming Options.Isolation", err)
+	}
+}
+
+// beginOnly hides BeginTx, like a pgx.Tx.
+type beginOnly struct{ db txn.Beginner }
+
+func (b beginOnly) Begin(ctx context.Context) (pgx.Tx, error) { return b.db.Begin(ctx) }
