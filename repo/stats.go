@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aah/evaldb/cachewrap"
 )
 
 // PoolStats are the pool's figures, from pgxpool.Stat plus evaldb's own
@@ -46,6 +48,9 @@ type Stats struct {
 	Connections map[string]int64
 	// Queries are the per-query timings, sorted by name.
 	Queries []QueryStats
+	// Cache are the read cache's hit and miss counters, nil when
+	// Config.DisableCache is set.
+	Cache *cachewrap.Stats
 }
 
 // PoolStats returns the pool's figures without a round trip.
@@ -80,6 +85,10 @@ func (r *Repo) Stats(ctx context.Context) (Stats, error) {
 	for _, row := range rows {
 		st.Connections[row.State] = row.Connections
 	}
+	if r.cache != nil {
+		cs := r.cache.Stats()
+		st.Cache = &cs
+	}
 	return st, nil
 }
 
@@ -104,6 +113,7 @@ func (r *Repo) Stats(ctx context.Context) (Stats, error) {
 //	evaldb_pool_acquire_timeouts_total           counter   acquires that hit the pool timeout (P2024)
 //	evaldb_connects_total / evaldb_connect_errors_total    connection attempts and failures
 //
+// The cache has its own collector: register r.Cache().Collector() too.
 // Collect takes no round trip to the server. Safe for concurrent use.
 func (r *Repo) Collector() prometheus.Collector {
 	return &collector{r: r, labels: prometheus.Labels{"db": r.cfg.Name}}
