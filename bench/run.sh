@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# run.sh runs evaldb's comparative benchmarks (issue 7) side by side on one
+# PostgreSQL server and writes the comparison table.
+#
+#   bench/run.sh          full pass: Go benchmarks (raw pgx, evaldb, GORM, bun),
+#                         Prisma 7, pgbench; writes out/ and out/table.md
+#   bench/run.sh smoke    every Go benchmark once (-benchtime=1x), for CI
+#
+# Server: TEST_DATABASE_URL when set (a superuser URL; the database
+# evaldb_bench is dropped and recreated on it), otherwise a throwaway cluster
+# started here from the installed PostgreSQL binaries (initdb + pg_ctl on a
+# private port and socket directory, test settings: fsync off) and removed on
+# exit. Set BENCH_DURABLE=1 to keep fsync and synchronous_commit on.
+#
+# Knobs (environment): BENCH_COUNT (Go -count, default 6), BENCH_TIME (Go
+# -benchtime, default 1s), PRISMA_N (Prisma repetitions per workload, default
+# 200 for reads), PGBENCH_T (pgbench seconds, default 10), BENCH=0/1 parts:
+# BENCH_GO, BENCH_PRISMA, BENCH_PGBENCH (all 1 in full mode).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+MODE=${1:-full}
+GO=${GO:-go}
+PGBIN=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+OUT=${BENCH_OUT:-out}
+mkdir -p "$OUT"
+
+as_pg=()
+if [ "$(id -u)" = 0 ]; then as_pg=(runuser -u postgres --); fi
+
+stop_cluster() {
+	if [ -n "${PGTMP:-}" ]; then
+		"${as_pg[@]}" "$PGBIN/pg_ctl" -D "$PGTMP/data" -m immediate -w stop >/dev/null 2>&1 || true
+		rm -rf "$PGTMP"
+	fi
+}
+
+start_cluster() {
+	if [ ! -x "$PGBIN/initdb" ]; then
+		echo "run.sh: no PostgreSQL server binaries (initdb) found: run 'make deps', set PG_BINDIR, or set TEST_DATABASE_URL" >&2
+		exit 1
+	fi
+	PGTMP=$(mktemp -d /tmp/evaldb-bench.XXXXXX)
+	trap stop_cluster EXIT
+	chmod 755 "$PGTMP"
+	mkdir "$PGTMP/sock"
+	if [ ${#as_pg[@]} -gt 0 ]; then chown -R postgres: "$PGTMP"; fi
+	"${as_pg[@]}" "$PGBIN/initdb" -D "$PGTMP/data" -U postgres -A trust --no-sync >"$PGTMP/initdb.log" 2>&1 ||
+		{ cat "$PGTMP/initdb.log" >&2; exit 1; }
+	local port
+	for port in $(seq 55400 55499); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+	done
+	local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	if [ "${BENCH_DURABLE:-0}" = 1 ]; then durability=""; fi
+	"${as_pg[@]}" "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w -o \
+		"-p $port -k $PGTMP/sock -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=128MB $durability" \
+		start >/dev/null || { cat "$PGTMP/server.log" >&2; exit 1; }
+	TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+	echo "run.sh: throwaway PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port ($PGTMP)" >&2
+}
+
+if [ -z "${TEST_DATABASE_URL:-}" ]; then start_cluster; fi
+export TEST_DATABASE_URL
+BENCH_DATABASE_URL=$($GO run ./cmd/benchseed)
+export BENCH_DATABASE_URL
