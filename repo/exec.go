@@ -24,6 +24,7 @@ type executor struct {
 	db      DBTX
 	timeout time.Duration // 0 = no per-statement deadline
 	log     *slog.Logger
+	level   slog.Leveler // retries are logged when Warn is enabled
 	retries atomic.Int64
 }
 
@@ -45,6 +46,9 @@ func retryable(ctx context.Context, err error) bool {
 
 func (e *executor) noteRetry(ctx context.Context, sql string, err error) {
 	e.retries.Add(1)
+	if e.level != nil && e.level.Level() > slog.LevelWarn {
+		return
+	}
 	e.log.WarnContext(ctx, "evaldb: retrying statement on a fresh connection; it was never sent",
 		"query", QueryName(sql), "error", err)
 }

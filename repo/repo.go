@@ -74,6 +74,8 @@ func Open(ctx context.Context, cfg *Config) (*Repo, error) {
 		return nil, unreachable(pcfg, s, err)
 	}
 	r.regKey = registryKey(pcfg)
+	// Logged whatever the level, like slow queries: in production is where
+	// a pool per request does its damage.
 	if n := registry.open(r.regKey); n >= manyPools {
 		r.log.WarnContext(ctx, "evaldb: this process has opened several pools to the same database; "+
 			"create one Repo per process and share it (opening one per request exhausts the server's connections)",
@@ -127,6 +129,7 @@ func newRepo(db DBTX, cfg *Config) (*Repo, error) {
 	}
 	r := &Repo{cfg: c, metrics: newMetrics(), log: log}
 	r.exec = &executor{db: db, timeout: c.QueryTimeout, log: log}
+	r.exec.level = r.level()
 	base := querier{q: gen.New(r.exec)}
 	r.queries = base
 	if !c.DisableCache {
