@@ -8,7 +8,10 @@ tool (
 	honnef.co/go/tools/cmd/staticcheck
 )
 
-require github.com/pganalyze/pg_query_go/v6 v6.2.2
+require (
+	github.com/google/go-cmp v0.7.0
+	github.com/pganalyze/pg_query_go/v6 v6.2.2
+)
 
 require (
 	cel.dev/expr v0.25.1 // indirect
@@ -22,7 +25,6 @@ require (
 	github.com/fatih/structtag v1.2.0 // indirect
 	github.com/go-sql-driver/mysql v1.9.3 // indirect
 	github.com/google/cel-go v0.28.0 // indirect
-	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
