@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aah/evaldb/gen"
+	"github.com/aah/evaldb/internal/dberr"
 	"github.com/aah/evaldb/internal/dbtest"
 	"github.com/aah/evaldb/txn"
 )
@@ -571,4 +572,48 @@ func TestIntegrationNestedDoIsSavepoint(t *testing.T) {
 		t.Fatalf("Do() = %v", err)
 	}
 	wantCounts(t, admin, tableCounts{1, 3, 1})
+}
+
+func TestIntegrationTimeoutAndMaxWait(t *testing.T) {
+	t.Parallel()
+	url := dbtest.URL(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+
+	// Timeout: a statement that outlives it is cancelled and rolled back.
+	opts := &txn.Options{Timeout: 100 * time.Millisecond}
+	err = txn.Do(t.Context(), pool, opts, func(ctx context.Context, tx *txn.Tx) error {
+		_, err := tx.Raw().Exec(ctx, "SELECT pg_sleep(10)")
+		return err
+	})
+	if !errors.Is(err, txn.ErrTimeout) {
+		t.Errorf("Do(pg_sleep(10)) = %v, want ErrTimeout", err)
+	}
+
+	// MaxWait: the only connection is busy for longer than MaxWait.
+	conn, err := pool.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = txn.Do(t.Context(), pool, &txn.Options{MaxWait: 50 * time.Millisecond}, func(ctx context.Context, tx *txn.Tx) error {
+		t.Error("fn ran without a connection")
+		return nil
+	})
+	conn.Release()
+	if !errors.Is(err, dberr.ErrPoolTimeout) {
+		t.Errorf("Do(no free connection) = %v, want ErrPoolTimeout", err)
+	}
+
+	// The pool is usable afterwards.
+	if _, err := txn.RecordEvalRun(t.Context(), pool, makeRun(uuid.Nil, 5, 1)); err != nil {
+		t.Errorf("RecordEvalRun() after the timeouts = %v", err)
+	}
 }
