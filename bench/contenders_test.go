@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -373,15 +374,15 @@ func (c *gormContender) Record(ctx context.Context, run txn.Run) error {
 
 type bunEvalRun struct {
 	bun.BaseModel `bun:"table:eval_runs"`
-	ID            uuid.UUID  `bun:"id,pk,type:uuid"`
-	Name          string     `bun:"name"`
-	Model         string     `bun:"model"`
-	Dataset       string     `bun:"dataset"`
-	Status        string     `bun:"status"`
-	Config        string     `bun:"config,type:jsonb"`
-	StartedAt     time.Time  `bun:"started_at"`
-	FinishedAt    *time.Time `bun:"finished_at"`
-	CreatedAt     time.Time  `bun:"created_at,nullzero,notnull,default:current_timestamp"`
+	ID            uuid.UUID       `bun:"id,pk,type:uuid"`
+	Name          string          `bun:"name"`
+	Model         string          `bun:"model"`
+	Dataset       string          `bun:"dataset"`
+	Status        string          `bun:"status"`
+	Config        json.RawMessage `bun:"config,type:jsonb"`
+	StartedAt     time.Time       `bun:"started_at"`
+	FinishedAt    *time.Time      `bun:"finished_at"`
+	CreatedAt     time.Time       `bun:"created_at,nullzero,notnull,default:current_timestamp"`
 }
 
 type bunEvalResult struct {
@@ -488,7 +489,7 @@ func (c *bunContender) Record(ctx context.Context, run txn.Run) error {
 	}
 	return c.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(&bunEvalRun{ID: id, Name: run.Name, Model: run.Model, Dataset: run.Dataset,
-			Status: run.Status, Config: string(run.Config), StartedAt: now, FinishedAt: &now}).Exec(ctx); err != nil {
+			Status: run.Status, Config: run.Config, StartedAt: now, FinishedAt: &now}).Exec(ctx); err != nil {
 			return err
 		}
 		if _, err := tx.NewInsert().Model(&results).Exec(ctx); err != nil {

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/aah/evaldb v0.0.0
+	github.com/google/go-cmp v0.7.0
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.11.0
 	github.com/uptrace/bun v1.3.0
