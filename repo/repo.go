@@ -130,7 +130,9 @@ func newRepo(db DBTX, cfg *Config) (*Repo, error) {
 	r := &Repo{cfg: c, metrics: newMetrics(), log: log}
 	r.exec = &executor{db: db, timeout: c.QueryTimeout, log: log}
 	r.exec.level = r.level()
-	base := querier{q: gen.New(r.exec)}
+	// The executor translates every error, so the generated queries need no
+	// wrapper of their own.
+	var base gen.Querier = gen.New(r.exec)
 	r.queries = base
 	if !c.DisableCache {
 		cache, err := cachewrap.New(base, c.CacheOptions)
