@@ -41,8 +41,9 @@ type QueryStats struct {
 	Count, Errors int64
 	// Total is the sum of all durations.
 	Total time.Duration
-	// P50, P90, P99 and Max are latency percentiles over the last 1024 runs.
-	P50, P90, P99, Max time.Duration
+	// P50, P90, P95, P99 and Max are latency percentiles over the last 1024
+	// runs.
+	P50, P90, P95, P99, Max time.Duration
 }
 
 type queryStat struct {
@@ -115,7 +116,7 @@ func (m *Metrics) Snapshot() []QueryStats {
 		slices.Sort(w)
 		out = append(out, QueryStats{
 			Name: name, Count: s.count, Errors: s.errors, Total: s.total,
-			P50: pct(w, 0.50), P90: pct(w, 0.90), P99: pct(w, 0.99), Max: pct(w, 1),
+			P50: pct(w, 0.50), P90: pct(w, 0.90), P95: pct(w, 0.95), P99: pct(w, 0.99), Max: pct(w, 1),
 		})
 	}
 	slices.SortFunc(out, func(a, b QueryStats) int { return strings.Compare(a.Name, b.Name) })

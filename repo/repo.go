@@ -183,6 +183,17 @@ func (r *Repo) Metrics() *Metrics { return r.metrics }
 // its Prometheus Collector), or nil when Config.DisableCache is set.
 func (r *Repo) Cache() *cachewrap.Cache { return r.cache }
 
+// Ping checks that the database answers, waiting at most the pool timeout
+// for a connection. It is what a health check should call. Safe for
+// concurrent use.
+func (r *Repo) Ping(ctx context.Context) error {
+	p, ok := r.exec.db.(interface{ Ping(context.Context) error })
+	if !ok {
+		return errors.New("repo: Ping: the executor given to New has no Ping method")
+	}
+	return dberr.Translate(p.Ping(ctx))
+}
+
 // Close stops the cache and closes the pool of a Repo made by Open, waiting
 // for acquired connections to be released. It does not close the executor
 // given to New. A second call does nothing.

@@ -1,5 +1,3 @@
-//go:build evaldb_integrated
-
 package main
 
 import (
@@ -217,7 +215,7 @@ func (d *demo) record(ctx context.Context) error {
 				if i >= d.o.runs || ctx.Err() != nil {
 					return
 				}
-				rec, err := d.r.RecordEvalRun(ctx, d.makeRun(i, rng))
+				rec, err := d.r.RecordEvalRun(ctx, d.makeRun(i, rng), nil)
 				if err != nil {
 					errs <- fmt.Errorf("record run %d: %w", i, err)
 					return
@@ -381,15 +379,18 @@ func (d *demo) report(ctx context.Context) error {
 		float64(d.o.reads)/math.Max(d.readElapsed.Seconds(), 1e-9), d.readErrors.Load())
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "QUERY\tCOUNT\tERRORS\tP50\tP95\tMAX\t")
+	fmt.Fprintln(tw, "DATABASE QUERY\tCOUNT\tERRORS\tP50\tP95\tMAX\t")
 	for _, q := range st.Queries {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t\n", q.Name, q.Count, q.Errors, ms(q.P50), ms(q.P95), ms(q.Max))
 	}
 	_ = tw.Flush()
 
-	if cs, ok := d.r.CacheStats(); ok {
-		fmt.Fprintf(w, "\nCACHE   hit ratio %.1f%% (%d hits, %d misses, %d stale serves, %d evictions)\n",
-			100*cs.HitRatio(), cs.Hits, cs.Misses, cs.StaleServes, cs.Evictions)
+	if c := d.r.Cache(); c != nil {
+		cs := c.Stats()
+		served := cs.Hits + cs.StaleServes
+		ratio := float64(served) / math.Max(1, float64(served+cs.Misses))
+		fmt.Fprintf(w, "\nCACHE   hit ratio %.1f%% (%d hits, %d stale serves, %d misses, %d evictions)\n",
+			100*ratio, cs.Hits, cs.StaleServes, cs.Misses, cs.Evictions)
 	} else {
 		fmt.Fprintln(w, "\nCACHE   off")
 	}

@@ -1,5 +1,3 @@
-//go:build evaldb_integrated
-
 package main
 
 import (
@@ -101,8 +99,8 @@ func newServer(r *repo.Repo, log *slog.Logger, maxBody int64) *server {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), r.Collector())
-	if c := r.CacheCollector(); c != nil {
-		reg.MustRegister(c)
+	if c := r.Cache(); c != nil {
+		reg.MustRegister(c.Collector())
 	}
 	return &server{r: r, log: log, maxBody: maxBody, reg: reg}
 }
@@ -191,7 +189,7 @@ func (s *server) postRun(w http.ResponseWriter, req *http.Request) {
 		s.writeJSON(w, http.StatusBadRequest, errorJSON{Error: "invalid JSON body: " + err.Error()})
 		return
 	}
-	rec, err := s.r.RecordEvalRun(req.Context(), body.run())
+	rec, err := s.r.RecordEvalRun(req.Context(), body.run(), nil)
 	if err != nil {
 		s.writeError(w, req, err)
 		return
