@@ -25,6 +25,7 @@ func TestContendersAgree(t *testing.T) {
 			for _, r := range reads {
 				for range 2 { // the second read of evaldb-cached is a hit
 					got, err := r.fn(c, ctx)
+					warm(c)
 					if err != nil {
 						t.Fatalf("%s: %v", r.name, err)
 					}

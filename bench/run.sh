@@ -64,3 +64,69 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then start_cluster; fi
 export TEST_DATABASE_URL
 BENCH_DATABASE_URL=$($GO run ./cmd/benchseed)
 export BENCH_DATABASE_URL
+
+GOTEST=($GO test -run '^$' -bench . -benchmem)
+
+case "$MODE" in
+smoke)
+	# Every test once and every benchmark once, so that none of them rots.
+	$GO test -count=1 -run . -bench . -benchtime=1x .
+	if [ "${BENCH_PRISMA:-0}" = 1 ]; then
+		(cd prisma && { [ -d node_modules ] || npm ci --no-audit --no-fund; } &&
+			PRISMA_SCHEMA_ENGINE_BINARY=${PRISMA_SCHEMA_ENGINE_BINARY:-/bin/true} npx prisma generate >/dev/null &&
+			DATABASE_URL=$BENCH_DATABASE_URL PRISMA_SMOKE=1 npx tsx bench.ts >/dev/null)
+	fi
+	exit 0
+	;;
+full) ;;
+*)
+	echo "usage: $0 [full|smoke]" >&2
+	exit 2
+	;;
+esac
+
+{
+	echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') × $(nproc)"
+	echo "memory: $(free -g | awk '/^Mem:/ {print $2}') GiB"
+	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "go: $($GO version)"
+	echo "postgres: $(psql "$BENCH_DATABASE_URL" -Atc 'SHOW server_version' 2>/dev/null || "$PGBIN/postgres" --version)"
+	echo "node: $(node --version 2>/dev/null || echo none)"
+	echo "server settings: $(psql "$BENCH_DATABASE_URL" -Atc "SELECT string_agg(name || '=' || setting, ' ') FROM pg_settings WHERE name IN ('fsync','synchronous_commit','full_page_writes','shared_buffers')" 2>/dev/null)"
+} | tee "$OUT/machine.txt"
+
+if [ "${BENCH_GO:-1}" = 1 ]; then
+	echo "== Go benchmarks (count ${BENCH_COUNT:-6}, benchtime ${BENCH_TIME:-1s})" >&2
+	"${GOTEST[@]}" -count="${BENCH_COUNT:-6}" -benchtime="${BENCH_TIME:-1s}" -timeout 60m . | tee "$OUT/go.txt"
+	$GO tool -modfile=../tools/go.mod benchstat -col /db "$OUT/go.txt" >"$OUT/benchstat.txt"
+fi
+
+if [ "${BENCH_PGBENCH:-1}" = 1 ]; then
+	T=${PGBENCH_T:-10}
+	echo "== pgbench (10 connections, -M prepared, ${T}s each)" >&2
+	PGBENCH_URL=$(sed -E 's#/evaldb_bench(\?|$)#/pgbench_ceiling\1#' <<<"$BENCH_DATABASE_URL")
+	psql "$BENCH_DATABASE_URL" -qc 'DROP DATABASE IF EXISTS pgbench_ceiling' -c 'CREATE DATABASE pgbench_ceiling'
+	"$PGBIN/pgbench" -i -s 10 -q "$PGBENCH_URL" >/dev/null 2>&1
+	"$PGBIN/pgbench" -n -S -M prepared -c 10 -j 2 -T "$T" "$PGBENCH_URL" >"$OUT/pgbench-S.txt" 2>&1
+	"$PGBIN/pgbench" -n -M prepared -c 10 -j 2 -T "$T" -f pgbench/pk.sql "$BENCH_DATABASE_URL" >"$OUT/pgbench-pk.txt" 2>&1
+	"$PGBIN/pgbench" -n -M prepared -c 10 -j 2 -T "$T" -f pgbench/mix.sql "$BENCH_DATABASE_URL" >"$OUT/pgbench-mix.txt" 2>&1
+	grep -H 'tps =' "$OUT"/pgbench-*.txt >&2
+fi
+
+if [ "${BENCH_PRISMA:-1}" = 1 ]; then
+	echo "== Prisma" >&2
+	(
+		cd prisma
+		[ -d node_modules ] || npm ci --no-audit --no-fund
+		# Prisma 7's client needs no engine, but generate would download the
+		# schema engine: any existing file stops it.
+		PRISMA_SCHEMA_ENGINE_BINARY=${PRISMA_SCHEMA_ENGINE_BINARY:-/bin/true} npx prisma generate >/dev/null
+		DATABASE_URL=$BENCH_DATABASE_URL npx tsx bench.ts
+	) >"$OUT/prisma.json"
+fi
+
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
+$GO run ./cmd/benchtable -go "$OUT/go.txt" -prisma "$OUT/prisma.json" \
+	-pgbench-s "$OUT/pgbench-S.txt" -pgbench-pk "$OUT/pgbench-pk.txt" -pgbench-mix "$OUT/pgbench-mix.txt" |
+	tee "$OUT/table.md"
