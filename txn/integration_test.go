@@ -617,3 +617,42 @@ func TestIntegrationTimeoutAndMaxWait(t *testing.T) {
 		t.Errorf("RecordEvalRun() after the timeouts = %v", err)
 	}
 }
+
+// TestIntegrationExecModes records runs under every exec mode evaldb allows
+// (repo uses QueryExecModeExec behind PgBouncer): the batch's argument types
+// must be unambiguous without a Describe.
+func TestIntegrationExecModes(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe,
+		pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			cfg, err := pgxpool.ParseConfig(dbtest.URL(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.ConnConfig.DefaultQueryExecMode = mode
+			pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			for _, threshold := range []int{-1, 1} {
+				run := makeRun(uuid.Nil, 20, 2)
+				rec, err := txn.RecordEvalRunWithOptions(t.Context(), pool, run, &txn.Options{CopyThreshold: threshold})
+				if err != nil {
+					t.Fatalf("RecordEvalRun(CopyThreshold=%d) = %v", threshold, err)
+				}
+				run.ID = rec.Run.ID
+				again, err := txn.RecordEvalRunWithOptions(t.Context(), pool, run, &txn.Options{CopyThreshold: threshold})
+				if err != nil || !again.AlreadyRecorded {
+					t.Errorf("second RecordEvalRun(CopyThreshold=%d) = %+v, %v; want AlreadyRecorded", threshold, again, err)
+				}
+				results, _ := readBack(t, pool, rec.Run.ID)
+				if diff := cmp.Diff(run.Results, results); diff != "" {
+					t.Errorf("stored results mismatch (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/pashagolub/pgxmock/v5"
 
 	"github.com/aah/evaldb/gen"
@@ -39,7 +40,7 @@ func runRow(m pgxmock.PgxPoolIface, r txn.Run) *pgxmock.Rows {
 }
 
 func runArgs(r txn.Run) []any {
-	return []any{[16]byte(r.ID), r.Name, r.Model, r.Dataset, r.Status, r.Config, r.StartedAt, r.FinishedAt}
+	return []any{pgtype.UUID{Bytes: r.ID, Valid: true}, r.Name, r.Model, r.Dataset, r.Status, r.Config, r.StartedAt, r.FinishedAt}
 }
 
 func wantRecorded(r txn.Run, already bool) txn.Recorded {
@@ -60,11 +61,11 @@ func expectBatch(m pgxmock.PgxPoolIface, r txn.Run, runErr error) {
 		q.WillReturnRows(runRow(m, r))
 	}
 	b.ExpectExec(gen.InsertEvalResultsUnnest).WithArgs(
-		[16]byte(r.ID), []string{"c1", "c2"}, []string{"1+1", "2+2"}, []string{"2", "4"}, []string{"2", "5"},
+		pgtype.UUID{Bytes: r.ID, Valid: true}, []string{"c1", "c2"}, []string{"1+1", "2+2"}, []string{"2", "4"}, []string{"2", "5"},
 		[]float64{1, 0}, []bool{true, false}, []int32{12, 15}, []int32{5, 0}, []int32{1, 0},
 		[]*string{nil, r.Results[1].Error},
 	).WillReturnResult(pgxmock.NewResult("INSERT", 2))
-	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs([16]byte(r.ID), []string{"accuracy", "mean_latency_ms"}, []float64{0.5, 13.5}).
+	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(pgtype.UUID{Bytes: r.ID, Valid: true}, []string{"accuracy", "mean_latency_ms"}, []float64{0.5, 13.5}).
 		WillReturnResult(pgxmock.NewResult("INSERT", 2))
 }
 
@@ -109,7 +110,7 @@ func TestRecordEvalRunLargeRunUsesCopy(t *testing.T) {
 	mock.ExpectBegin()
 	b := mock.ExpectBatch()
 	b.ExpectQuery(gen.InsertEvalRun).WithArgs(runArgs(run)...).WillReturnRows(runRow(mock, run))
-	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs([16]byte(run.ID), []string{"accuracy", "mean_latency_ms"}, []float64{0.5, 13.5}).
+	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(pgtype.UUID{Bytes: run.ID, Valid: true}, []string{"accuracy", "mean_latency_ms"}, []float64{0.5, 13.5}).
 		WillReturnResult(pgxmock.NewResult("INSERT", 2))
 	mock.ExpectCopyFrom(pgx.Identifier{"eval_results"},
 		[]string{"run_id", "case_id", "input", "expected", "output", "score", "passed", "latency_ms", "prompt_tokens", "completion_tokens", "error"}).
@@ -267,8 +268,8 @@ func anyArgs(n int) []any {
 type uuidV7 struct{}
 
 func (uuidV7) Match(v any) bool {
-	id, ok := v.([16]byte)
-	return ok && uuid.UUID(id).Version() == 7
+	id, ok := v.(pgtype.UUID)
+	return ok && id.Valid && uuid.UUID(id.Bytes).Version() == 7
 }
 
 // recentTime matches a time (or non-nil *time.Time) between after, truncated
