@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/aah/evaldb/internal/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// buildBinary builds the evaldb command once per test binary.
+var builtBinary string
+
+func binary(t *testing.T) string {
+	t.Helper()
+	if builtBinary != "" {
+		return builtBinary
+	}
+	dir, err := os.MkdirTemp("", "evaldb-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "evaldb")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	builtBinary = bin
+	return bin
+}
+
+func runBinary(t *testing.T, env []string, args ...string) (stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("evaldb %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, o.String(), e.String())
+	}
+	return o.String(), e.String()
+}
+
+// TestBinaryEndToEnd runs the built command against a real, empty database:
+// migrate (up, then status), a small demo, stats and config, and checks what
+// each prints.
+func TestBinaryEndToEnd(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtest.GetServer(t).CreateDatabase(t) // empty: migrate has work to do
+	withPassword := strings.Replace(dbURL, "postgres@", "postgres:e2e-Secret-9@", 1)
+	env := []string{"DATABASE_URL=" + withPassword + "&connection_limit=6&pool_timeout=15",
+		"POSTGRES_URL_NON_POOLING=", "POSTGRES_PRISMA_URL=", "DIRECT_URL=", "APP_ENV=test"}
+
+	out, _ := runBinary(t, env, "migrate", "up")
+	for _, want := range []string{"applied 00001_create_users_students.sql", "applied 00002_create_eval_tables.sql"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("migrate up output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _ = runBinary(t, env, "migrate", "status")
+	if n := strings.Count(out, " applied "); n < 2 {
+		t.Errorf("migrate status shows %d applied migrations, want all:\n%s", n, out)
+	}
+	out, _ = runBinary(t, env, "migrate")
+	if !strings.Contains(out, "up to date") {
+		t.Errorf("second migrate output = %q, want it to say the schema is up to date", out)
+	}
+
+	out, _ = runBinary(t, env, "demo", "-runs", "3", "-results", "20", "-students", "2",
+		"-student-metrics", "4", "-readers", "4", "-reads", "200", "-progress=false")
+	for _, re := range []string{
+		`evaldb demo: 3 runs × 20 results, 2 students × 4 metrics, 200 reads by 4 goroutines`,
+		`WRITES +\d+ rows in [\d.]+m?s: \d+ rows/s`,
+		`READS +200 in [\d.]+m?s: \d+ reads/s, 0 failed`,
+		`(?m)^ +GetEvalRunSummary +\d+ +0 +[\d.]+ms +[\d.]+ms +[\d.]+ms`,
+		`CACHE +hit ratio [\d.]+%`,
+		`POOL +max 6;`,
+		`SERVER +connections to this database: .*active \d+`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("demo output does not match %s:\n%s", re, out)
+		}
+	}
+	// 3 runs × (1 + 20 results + 5 metrics) + 2 students × (2 + 4 metrics).
+	if !strings.Contains(out, "WRITES  90 rows") {
+		t.Errorf("demo should report 90 rows written:\n%s", out)
+	}
+
+	out, _ = runBinary(t, env, "stats")
+	for _, want := range []string{"max connections", "6", "DATABASE CONNECTIONS BY STATE", "total"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stats output lacks %q:\n%s", want, out)
+		}
+	}
+
+	out, _ = runBinary(t, env, "config")
+	for _, want := range []string{"environment", "test", "DATABASE_URL", "max_conns", "pool_timeout", "15s", "url: connection_limit"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "e2e-Secret-9") {
+		t.Errorf("config output shows the password:\n%s", out)
+	}
+}
+
+// TestCommandErrorsSayWhatToDo checks the command's answers to bad input.
+func TestCommandErrorsSayWhatToDo(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		code int
+		want string
+	}{
+		{"UnknownCommand", []string{"frobnicate"}, nil, 2, `unknown command "frobnicate"`},
+		{"HelpOnSubcommand", []string{"demo", "-h"}, nil, 0, "usage: evaldb demo"},
+		{"BadMigrateAction", []string{"migrate", "sideways"}, map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db"}, 1, "want up, down or status"},
+		{"BadDemoFlag", []string{"demo", "-runs", "0"}, nil, 1, "-runs=0: must be between 1 and"},
+		{"BadConnectionLimit", []string{"config"}, map[string]string{"DATABASE_URL": "postgres://u:pw@h/db?connection_limit=abc"}, 1, "connection_limit"},
+		{"BadAppEnv", []string{"config"}, map[string]string{"DATABASE_URL": "postgres://u@h/db", "APP_ENV": "staging"}, 1, "must be development, production or test"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			getenv := func(k string) string { return tc.env[k] }
+			code := run(context.Background(), tc.args, &stdout, &stderr, getenv)
+			if code != tc.code {
+				t.Errorf("exit code = %d, want %d (stderr %q)", code, tc.code, stderr.String())
+			}
+			if got := stdout.String() + stderr.String(); !strings.Contains(got, tc.want) {
+				t.Errorf("output lacks %q:\n%s", tc.want, got)
+			}
+			if strings.Contains(stdout.String()+stderr.String(), ":pw@") {
+				t.Errorf("output shows the password")
+			}
+		})
+	}
+}
