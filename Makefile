@@ -32,6 +32,7 @@ verify: ## Fail on generated-code drift, go.mod drift, go vet or staticcheck fin
 .PHONY: test
 test: deps ## Run every test, integration tests included, with the race detector.
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	cd tools && $(GO) test -count=1 ./...
 
 .PHONY: run
 run: deps ## Run the main job on a local PostgreSQL (started from the installed binaries when DATABASE_URL is unset).
