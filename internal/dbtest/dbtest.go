@@ -64,6 +64,7 @@ var (
 // was started, so that nothing is left running or on disk.
 func Main(m *testing.M) {
 	code := m.Run()
+	stopBouncer()
 	if server != nil {
 		server.admin.Close()
 		if server.Cluster != nil {

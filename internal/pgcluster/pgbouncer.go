@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +29,19 @@ type BouncerOptions struct {
 	PoolSize int
 	// MaxClientConn is max_client_conn. Default: 1000.
 	MaxClientConn int
+
+	// UpstreamHost and UpstreamPort are the server PgBouncer forwards to.
+	// Default: the Cluster's (127.0.0.1 and its port); StartPgBouncer with
+	// no Cluster needs UpstreamPort.
+	UpstreamHost string
+	UpstreamPort int
+	// UpstreamUser and UpstreamPassword, when UpstreamUser is set, are the
+	// role every server connection logs in as (for a server that asks for a
+	// password, such as one given by TEST_DATABASE_URL). Clients still log
+	// in to PgBouncer without a password, as UpstreamUser or postgres.
+	// Default: none (each client's own user name, trusted by the Cluster).
+	UpstreamUser     string
+	UpstreamPassword string
 }
 
 // PgBouncer is a running PgBouncer in front of a Cluster.
@@ -59,10 +73,35 @@ func FindPgBouncer() (string, error) {
 // authentication (the cluster's own). Stop it with Stop; it also dies with
 // this process.
 func (c *Cluster) StartPgBouncer(ctx context.Context, o BouncerOptions) (*PgBouncer, error) {
+	if o.UpstreamPort == 0 {
+		o.UpstreamPort = c.Port
+	}
+	return startBouncer(ctx, c.cred, o)
+}
+
+// StartPgBouncer starts a PgBouncer in front of a server this package did
+// not start (o.UpstreamHost, o.UpstreamPort, and o.UpstreamUser with its
+// password when the server asks for one), for example TEST_DATABASE_URL's.
+// As root it runs as the "postgres" user (PgBouncer refuses to run as
+// root). Stop it with Stop; it also dies with this process.
+func StartPgBouncer(ctx context.Context, o BouncerOptions) (*PgBouncer, error) {
+	if o.UpstreamPort == 0 {
+		return nil, errors.New("pgcluster: StartPgBouncer: BouncerOptions.UpstreamPort is 0; set the port of the server to put PgBouncer in front of")
+	}
+	cred, err := serverCredential()
+	if err != nil {
+		return nil, err
+	}
+	return startBouncer(ctx, cred, o)
+}
+
+func startBouncer(ctx context.Context, cred *syscall.Credential, o BouncerOptions) (*PgBouncer, error) {
 	bin, err := FindPgBouncer()
 	if err != nil {
 		return nil, err
 	}
+	c := &Cluster{cred: cred} // for chown
+	o.UpstreamHost = cmpOr(o.UpstreamHost, "127.0.0.1")
 	if o.PoolMode == "" {
 		o.PoolMode = "transaction"
 	}
@@ -99,8 +138,19 @@ func (c *Cluster) StartPgBouncer(ctx context.Context, o BouncerOptions) (*PgBoun
 }
 
 func (c *Cluster) launchBouncer(ctx context.Context, bin, dir string, port int, o BouncerOptions) (*PgBouncer, error) {
+	upstream := fmt.Sprintf("host=%s port=%d", o.UpstreamHost, o.UpstreamPort)
+	users := `"postgres" ""` + "\n"
+	if o.UpstreamUser != "" {
+		upstream += " user=" + iniQuote(o.UpstreamUser)
+		if o.UpstreamPassword != "" {
+			upstream += " password=" + iniQuote(o.UpstreamPassword)
+		}
+		if o.UpstreamUser != "postgres" {
+			users += `"` + strings.ReplaceAll(o.UpstreamUser, `"`, `""`) + `" ""` + "\n"
+		}
+	}
 	ini := fmt.Sprintf(`[databases]
-* = host=127.0.0.1 port=%d
+* = %s
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -115,12 +165,13 @@ max_client_conn = %d
 ignore_startup_parameters = extra_float_digits
 server_lifetime = 3600
 logfile = %s
-`, c.Port, port, dir, filepath.Join(dir, "userlist.txt"), o.PoolMode, o.PoolSize, o.MaxClientConn,
+`, upstream, port, dir, filepath.Join(dir, "userlist.txt"), o.PoolMode, o.PoolSize, o.MaxClientConn,
 		filepath.Join(dir, "pgbouncer.log"))
-	files := map[string]string{"pgbouncer.ini": ini, "userlist.txt": `"postgres" ""` + "\n"}
+	files := map[string]string{"pgbouncer.ini": ini, "userlist.txt": users}
 	for name, body := range files {
 		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		// 0600: the ini may hold the upstream password.
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 			return nil, err
 		}
 		if err := c.chown(p); err != nil {
@@ -167,6 +218,12 @@ logfile = %s
 			return nil, fmt.Errorf("pgbouncer did not accept connections within 20s: %w", err)
 		}
 	}
+}
+
+// iniQuote quotes a value of a [databases] connection string the way
+// PgBouncer's loader reads it: in single quotes, with '' for a quote.
+func iniQuote(v string) string {
+	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
 }
 
 // URL returns a URL for database dbname through PgBouncer, as postgres.
