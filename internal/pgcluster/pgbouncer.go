@@ -221,7 +221,7 @@ logfile = %s
 }
 
 // iniQuote quotes a value of a [databases] connection string the way
-// PgBouncer's loader reads it: in single quotes, with ” for a quote.
+// PgBouncer's loader reads it: in single quotes, each quote doubled.
 func iniQuote(v string) string {
 	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
 }
