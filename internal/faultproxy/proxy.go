@@ -4,6 +4,10 @@
 // frozen peer), drop every connection at once (both sides closed, like a
 // reset), and refuse new connections.
 //
+// A stall applies to the connections open when Stall is called: new
+// connections (a pgx cancel request, a reconnect) still get through, as when
+// one TCP path freezes. Stall together with Refuse is a full partition.
+//
 // It is a test helper (production code never imports it) and has no
 // dependencies beyond the standard library. Shopify's toxiproxy does the
 // same as a library but brings its own HTTP API, logger and CLI
@@ -27,8 +31,7 @@ type Proxy struct {
 	target string
 
 	mu      sync.Mutex
-	stalled bool
-	resume  chan struct{} // closed by Resume
+	resume  chan struct{} // closed by Resume; nil when nothing is stalled
 	refuse  bool
 	conns   map[*link]struct{}
 	total   int
@@ -40,6 +43,7 @@ type Proxy struct {
 type link struct {
 	client, server net.Conn
 	once           sync.Once
+	hold           chan struct{} // non-nil while stalled; guarded by Proxy.mu
 }
 
 func (l *link) close() {
@@ -56,8 +60,7 @@ func Start(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("faultproxy: listen: %w", err)
 	}
-	p := &Proxy{ln: ln, target: target, conns: map[*link]struct{}{}, resume: make(chan struct{})}
-	close(p.resume)
+	p := &Proxy{ln: ln, target: target, conns: map[*link]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -122,9 +125,11 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			wait := p.resume
+			wait := l.hold
 			p.mu.Unlock()
-			<-wait // held here while stalled; Drop or Close unblock by closing resume
+			if wait != nil {
+				<-wait // held while stalled, until Resume or Close
+			}
 			if !p.alive(l) {
 				return
 			}
@@ -145,26 +150,37 @@ func (p *Proxy) alive(l *link) bool {
 	return ok && !p.closed
 }
 
-// Stall holds every byte in both directions, on existing and new
-// connections, until Resume. Connections stay open: the peers see silence,
-// as in a network partition. New connections are still accepted (and then
-// stall), unless Refuse is set.
-func (p *Proxy) Stall() {
+// Stall holds every byte in both directions on the connections open now,
+// until Resume. They stay open: the peers see silence. Connections made
+// after Stall flow normally (use Refuse as well for a full partition).
+// It returns how many connections it stalled.
+func (p *Proxy) Stall() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.stalled {
-		p.stalled = true
+	if p.resume == nil {
 		p.resume = make(chan struct{})
 	}
+	for l := range p.conns {
+		l.hold = p.resume
+	}
+	return len(p.conns)
 }
 
-// Resume ends a Stall: held bytes are delivered.
+// Resume ends every Stall: held bytes are delivered (on connections that
+// are still open).
 func (p *Proxy) Resume() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.stalled {
-		p.stalled = false
+	p.resumeLocked()
+}
+
+func (p *Proxy) resumeLocked() {
+	if p.resume != nil {
 		close(p.resume)
+		p.resume = nil
+		for l := range p.conns {
+			l.hold = nil
+		}
 	}
 }
 
@@ -216,10 +232,7 @@ func (p *Proxy) Close() error {
 		return nil
 	}
 	p.closed = true
-	if p.stalled {
-		p.stalled = false
-		close(p.resume)
-	}
+	p.resumeLocked()
 	p.mu.Unlock()
 	_ = p.ln.Close()
 	p.Drop()

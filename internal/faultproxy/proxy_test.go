@@ -55,16 +55,27 @@ func TestProxy(t *testing.T) {
 		t.Fatalf("forwarding: got %q, %v; want %q", got, err, "one\n")
 	}
 
-	p.Stall()
+	if n := p.Stall(); n != 1 {
+		t.Errorf("Stall() = %d, want 1 connection stalled", n)
+	}
 	if got, err := roundTrip(c, r, "two", 200*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("while stalled: got %q, %v; want a read deadline error", got, err)
 	}
+	fresh, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := roundTrip(fresh, bufio.NewReader(fresh), "new", 10*time.Second); err != nil || got != "new\n" {
+		t.Fatalf("a connection made after Stall: got %q, %v; want it to flow", got, err)
+	}
+	fresh.Close()
 	p.Resume()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if got, err := r.ReadString('\n'); err != nil || got != "two\n" {
 		t.Fatalf("after Resume: got %q, %v; want the held bytes %q", got, err, "two\n")
 	}
 
+	waitOpen(t, p, 1)
 	if n := p.Drop(); n != 1 {
 		t.Errorf("Drop() = %d, want 1 connection closed", n)
 	}
@@ -90,10 +101,22 @@ func TestProxy(t *testing.T) {
 	if got, err := roundTrip(c3, bufio.NewReader(c3), "five", 10*time.Second); err != nil || got != "five\n" {
 		t.Fatalf("after Refuse(false): got %q, %v", got, err)
 	}
-	if got := p.Total(); got != 2 {
-		t.Errorf("Total() = %d, want 2 forwarded connections", got)
+	if got := p.Total(); got != 3 {
+		t.Errorf("Total() = %d, want 3 forwarded connections", got)
 	}
 	if err := p.Close(); err != nil {
 		t.Errorf("Close() = %v", err)
+	}
+}
+
+// waitOpen waits (bounded) until the proxy holds n connections: a closed
+// peer's link goes away asynchronously.
+func waitOpen(t *testing.T, p *Proxy, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); p.Open() != n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("Open() = %d, want %d", p.Open(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
