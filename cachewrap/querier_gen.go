@@ -178,6 +178,22 @@ var queries = [numQueries]queryInfo{
 	},
 }
 
+// ReadOnly reports whether the sqlc query named name (gen.Querier's
+// method name, as in the query's "-- name:" line) only reads tables of
+// schema/: it writes nothing (also through a data-modifying CTE), takes no
+// row locks (FOR UPDATE/SHARE) and reads no system catalog or statistics
+// view. Such a query gives the same answer on a streaming replica that has
+// replayed far enough, so package repo may send it there. Any other name,
+// including SQL that is not one of gen's queries, reports false. cachegen
+// derives the list from each query's SQL. Safe for concurrent use.
+func ReadOnly(name string) bool {
+	switch name {
+	case "GetEvalRun", "GetEvalRunSummary", "GetStudentWithMetrics", "GetUser", "GetUserByEmail", "ListEvalMetrics", "ListEvalResults", "ListEvalRuns", "ListFailedEvalResults", "ListStudentMetricsInWindow":
+		return true
+	}
+	return false
+}
+
 // CountConnectionsByState runs gen.Querier.CountConnectionsByState uncached (reads system catalog pg_stat_activity).
 func (c *Cache) CountConnectionsByState(ctx context.Context) ([]gen.CountConnectionsByStateRow, error) {
 	return c.q.CountConnectionsByState(ctx)

@@ -6,6 +6,7 @@ import (
 	"go/ast"
 	"go/format"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -137,6 +138,7 @@ func emit(pkg *genPkg, tables []string) ([]byte, error) {
 	}
 	e.p("}")
 	e.p("")
+	emitReadOnly(e, pkg)
 	for _, m := range pkg.methods {
 		if err := e.method(m); err != nil {
 			return nil, fmt.Errorf("%s: %w", m.name, err)
@@ -685,4 +687,42 @@ func (e *emitter) slabCopy(t ast.Expr) error {
 	}
 	e.p("}")
 	return nil
+}
+
+// readOnly reports whether m may run on a read replica: it writes nothing,
+// takes no row locks and reads no system catalog or statistics view (whose
+// content differs from server to server, e.g. pg_stat_activity).
+func readOnly(m *method) bool {
+	return !m.write && len(m.access.writes) == 0 && m.access.uncacheable == ""
+}
+
+// emitReadOnly writes the exported ReadOnly function, a switch over the
+// read-only query names in method order (deterministic output).
+func emitReadOnly(e *emitter, pkg *genPkg) {
+	var names []string
+	for _, m := range pkg.methods {
+		if readOnly(m) {
+			names = append(names, strconv.Quote(m.name))
+		}
+	}
+	e.p("// ReadOnly reports whether the sqlc query named name (gen.Querier's")
+	e.p("// method name, as in the query's \"-- name:\" line) only reads tables of")
+	e.p("// schema/: it writes nothing (also through a data-modifying CTE), takes no")
+	e.p("// row locks (FOR UPDATE/SHARE) and reads no system catalog or statistics")
+	e.p("// view. Such a query gives the same answer on a streaming replica that has")
+	e.p("// replayed far enough, so package repo may send it there. Any other name,")
+	e.p("// including SQL that is not one of gen's queries, reports false. cachegen")
+	e.p("// derives the list from each query's SQL. Safe for concurrent use.")
+	e.p("func ReadOnly(name string) bool {")
+	if len(names) == 0 {
+		e.p("return false")
+	} else {
+		e.p("switch name {")
+		e.p("case %s:", strings.Join(names, ", "))
+		e.p("return true")
+		e.p("}")
+		e.p("return false")
+	}
+	e.p("}")
+	e.p("")
 }
