@@ -40,7 +40,7 @@ func (e *executor) bound(ctx context.Context) (context.Context, context.CancelFu
 // retryable reports whether err proves the statement never left this
 // process, so that running it again cannot run it twice.
 func retryable(ctx context.Context, err error) bool {
-	return err != nil && ctx.Err() == nil && pgconn.SafeToRetry(err) &&
+	return err != nil && ctx.Err() == nil && dberr.NeverSent(err) &&
 		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 

@@ -357,7 +357,9 @@ func commitOutcomeUnknown(err error) bool {
 	if errors.As(err, &pgErr) {
 		return dberr.IsConnectionClass(pgErr.Code)
 	}
-	return !pgconn.SafeToRetry(err)
+	// Not pgconn.SafeToRetry: pgx also calls a connection that died during
+	// COMMIT safe to retry (see dberr.NeverSent).
+	return !dberr.NeverSent(err)
 }
 
 // backoff returns the jittered wait after the given failed attempt.

@@ -112,6 +112,35 @@ func IsConnectionClass(code string) bool {
 	return false
 }
 
+// NeverSent reports whether err proves that a statement never reached the
+// server, so that sending it again cannot run it twice. It is
+// pgconn.SafeToRetry, except for pgconn's "conn closed" error: pgx v5.11
+// also returns that one when the connection died while a simple-protocol
+// statement was running (an Exec without arguments, and so COMMIT), because
+// MultiResultReader.NextResult drops the read error and the next read finds
+// the connection closed. A statement that got that error may have run (a
+// COMMIT may have committed).
+func NeverSent(err error) bool {
+	if err == nil || !pgconn.SafeToRetry(err) {
+		return false
+	}
+	var r interface{ SafeToRetry() bool }
+	for e := err; e != nil; {
+		if !errors.As(e, &r) {
+			break
+		}
+		if r.(error).Error() == "conn closed" {
+			return false
+		}
+		u, ok := r.(interface{ Unwrap() error })
+		if !ok {
+			break
+		}
+		e = u.Unwrap()
+	}
+	return true
+}
+
 func isClosedConn(err error) bool {
 	// pgconn reports use of a connection it already closed as a plain
 	// "conn closed" error with no exported type.
