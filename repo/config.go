@@ -107,6 +107,26 @@ type Config struct {
 	// cachewrap's defaults.
 	CacheOptions *cachewrap.Options
 
+	// DisableListen turns off the cache invalidation listener that Open
+	// starts when the cache is on: one extra connection, on DirectURL
+	// (else URL), that LISTENs for the commit-time notifications of
+	// schema/'s triggers and drops the cached reads of any table another
+	// process (or psql, or a migration) changed. It is never opened through
+	// PgBouncer (pgbouncer=true), which cannot hold a LISTEN. See
+	// Repo.Listener. Default: false (listening).
+	DisableListen bool
+
+	// ReplicaURLs are read replicas (hot standbys streaming from URL's
+	// server), each a URL that ParseURL accepts. Queries sends read-only
+	// queries to them and reads this process's own writes from the primary
+	// until a replica has replayed them; see ReplicaStats and the package
+	// doc. Empty: no replicas. Default: nil (DATABASE_REPLICA_URLS).
+	ReplicaURLs []string
+
+	// Replicas tunes replica routing (MaxLag, polling). Default: nil, the
+	// ReplicaOptions defaults.
+	Replicas *ReplicaOptions
+
 	// Name labels this Repo's metrics (the "db" label) and log lines.
 	// Default: the database name from URL, or "evaldb".
 	Name string
@@ -124,6 +144,9 @@ const (
 	EnvNonPoolingURL  = "POSTGRES_URL_NON_POOLING"
 	EnvDirectURL      = "DIRECT_URL"
 	EnvAppEnvironment = "APP_ENV"
+	// EnvReplicaURLs lists read replicas' URLs, separated by commas or
+	// white space (see SplitReplicaURLs).
+	EnvReplicaURLs = "DATABASE_REPLICA_URLS"
 )
 
 // ConfigFromEnv builds a Config from the process environment; see
@@ -144,6 +167,8 @@ func ConfigFromEnv() (*Config, error) {
 //     POSTGRES_PRISMA_URL for exactly this purpose; DIRECT_URL is Prisma's
 //     own name (directUrl = env("DIRECT_URL")).
 //   - Env: APP_ENV (development, production or test), default development.
+//   - ReplicaURLs: DATABASE_REPLICA_URLS, URLs separated by commas or white
+//     space (SplitReplicaURLs); unset means no replicas.
 //
 // It fails when neither URL variable is set or APP_ENV has another value;
 // it does not parse the URLs (Open and ParseURL do).
@@ -164,6 +189,9 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (*Config, error) {
 	cfg.DirectURL, cfg.Sources["DirectURL"] = get(EnvNonPoolingURL, EnvDirectURL)
 	if cfg.DirectURL == "" {
 		cfg.DirectURL, cfg.Sources["DirectURL"] = cfg.URL, cfg.Sources["URL"]+" (no "+EnvNonPoolingURL+" or "+EnvDirectURL+")"
+	}
+	if v, src := get(EnvReplicaURLs); v != "" {
+		cfg.ReplicaURLs, cfg.Sources["ReplicaURLs"] = SplitReplicaURLs(v), src
 	}
 	env, src := get(EnvAppEnvironment)
 	cfg.Env, cfg.Sources["Env"] = Environment(env), src

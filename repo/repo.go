@@ -38,6 +38,8 @@ type Repo struct {
 	stat     func() *pgxpool.Stat // nil unless the executor is a *pgxpool.Pool
 	regKey   string
 	closed   sync.Once
+	listen   *listening  // nil unless Open started the cache invalidation listener
+	rep      *replicaSet // nil without Config.ReplicaURLs; see replica.go
 }
 
 // Open parses cfg.URL (see ParseURL), builds one pgx pool with evaldb's
@@ -83,6 +85,14 @@ func Open(ctx context.Context, cfg *Config) (*Repo, error) {
 		r.log.WarnContext(ctx, "evaldb: this process has opened several pools to the same database; "+
 			"create one Repo per process and share it (opening one per request exhausts the server's connections)",
 			"pools", n, "database", r.regKey)
+	}
+	if err := r.openReplicas(ctx, cfg); err != nil {
+		r.Close()
+		return nil, err
+	}
+	if err := r.startListener(ctx); err != nil {
+		r.Close()
+		return nil, err
 	}
 	return r, nil
 }
@@ -135,7 +145,7 @@ func newRepo(db DBTX, cfg *Config) (*Repo, error) {
 	r.exec.level = r.level()
 	// The executor translates every error, so the generated queries need no
 	// wrapper of their own.
-	var base gen.Querier = gen.New(r.exec)
+	var base gen.Querier = gen.New(router{r}) // r.exec, or replica routing once Open set r.rep
 	r.queries = base
 	if !c.DisableCache {
 		cache, err := cachewrap.New(base, c.CacheOptions)
@@ -172,7 +182,12 @@ func (r *Repo) Queries() gen.Querier { return r.queries }
 // DB returns the executor the accessors run on: the pool behind the pool
 // timeout, per-query deadline, retry and error translation. It has Begin
 // and BeginTx, so txn.Do and pgx.BeginFunc accept it. Safe for concurrent use.
-func (r *Repo) DB() DBTX { return r.exec }
+func (r *Repo) DB() DBTX {
+	if r.rep != nil {
+		return r.rep.w // the primary, recording WAL positions for read-your-writes
+	}
+	return r.exec
+}
 
 // Settings returns the translated configuration of a Repo made by Open, or
 // nil for one made by New. The caller must not modify it.
@@ -216,6 +231,8 @@ func (r *Repo) Ping(ctx context.Context) error {
 // given to New. A second call does nothing.
 func (r *Repo) Close() {
 	r.closed.Do(func() {
+		r.stopListener()
+		r.rep.close()
 		if r.cache != nil {
 			r.cache.Close()
 		}
