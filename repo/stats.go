@@ -51,6 +51,9 @@ type Stats struct {
 	// Cache are the read cache's hit and miss counters, nil when
 	// Config.DisableCache is set.
 	Cache *cachewrap.Stats
+	// Replicas are the read-replica routing figures, nil without
+	// Config.ReplicaURLs.
+	Replicas *ReplicaStats
 }
 
 // PoolStats returns the pool's figures without a round trip.
@@ -89,6 +92,7 @@ func (r *Repo) Stats(ctx context.Context) (Stats, error) {
 		cs := r.cache.Stats()
 		st.Cache = &cs
 	}
+	st.Replicas = r.ReplicaStats()
 	return st, nil
 }
 
@@ -113,6 +117,7 @@ func (r *Repo) Stats(ctx context.Context) (Stats, error) {
 //	evaldb_pool_acquire_timeouts_total           counter   acquires that hit the pool timeout (P2024)
 //	evaldb_connects_total / evaldb_connect_errors_total    connection attempts and failures
 //
+// With replicas, the replica_* families of replica.go are added.
 // The cache has its own collector: register r.Cache().Collector() too.
 // Collect takes no round trip to the server. Safe for concurrent use.
 func (r *Repo) Collector() prometheus.Collector {
@@ -153,6 +158,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.descs() {
 		ch <- d
 	}
+	if c.r.rep != nil {
+		describeReplicas(ch, c.labels)
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -181,4 +189,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.r.metrics.mu.Unlock()
 	counter("connects", float64(conn.count))
 	counter("connerrors", float64(conn.errors))
+	collectReplicas(ch, c.labels, c.r.ReplicaStats())
 }

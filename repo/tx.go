@@ -13,14 +13,14 @@ import (
 // transaction wrote, after COMMIT, and opts.Logger defaults to the Repo's.
 // Errors are txn.Do's. Safe for concurrent use.
 func (r *Repo) Tx(ctx context.Context, opts *txn.Options, fn func(ctx context.Context, tx *txn.Tx) error) error {
-	return txn.Do(ctx, r.exec, r.txOptions(opts), fn)
+	return txn.Do(ctx, r.DB(), r.txOptions(opts), fn)
 }
 
 // RecordEvalRun stores a run with its results and metrics atomically, with
 // txn.RecordEvalRunWithOptions, and invalidates the cached reads of those
 // tables after COMMIT. opts as for Tx.
 func (r *Repo) RecordEvalRun(ctx context.Context, run txn.Run, opts *txn.Options) (txn.Recorded, error) {
-	return txn.RecordEvalRunWithOptions(ctx, r.exec, run, r.txOptions(opts))
+	return txn.RecordEvalRunWithOptions(ctx, r.DB(), run, r.txOptions(opts))
 }
 
 func (r *Repo) txOptions(opts *txn.Options) *txn.Options {
