@@ -16,6 +16,10 @@ type listening struct {
 	done   chan struct{}
 }
 
+// listenHook, when set (by tests, before Open), is the listener's
+// OnInvalidate.
+var listenHook func(table string)
+
 // listenerAppName names the listener's session in pg_stat_activity.
 const listenerAppName = "evaldb-cache-listener"
 
@@ -52,8 +56,9 @@ func (r *Repo) startListener(ctx context.Context) error {
 		cc.RuntimeParams["application_name"] = listenerAppName
 	}
 	l, err := cachewrap.NewListener(r.cache, &cachewrap.ListenerOptions{
-		Connect: func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cc.Copy()) },
-		Logger:  r.log,
+		Connect:      func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cc.Copy()) },
+		Logger:       r.log,
+		OnInvalidate: listenHook,
 	})
 	if err != nil {
 		return fmt.Errorf("repo: cache invalidation listener: %w", err)
