@@ -197,10 +197,17 @@ func adminPool(t testing.TB, adminURL string) *pgxpool.Pool {
 	return p
 }
 
-// backends counts the server processes connected to database db, by state.
+// listenerApp is the application_name of the cache's LISTEN connection,
+// which repo opens beside the pool (so outside connection_limit).
+const listenerApp = "evaldb-cache-listener"
+
+// backends counts the server processes connected to database db other
+// than the cache listener's: the pool's connections as the server sees
+// them. active counts those running a statement.
 func backends(ctx context.Context, admin *pgxpool.Pool, db string) (total int, active int, err error) {
 	err = admin.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE state = 'active')
-		FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'`, db).Scan(&total, &active)
+		FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'
+		AND application_name IS DISTINCT FROM $2`, db, listenerApp).Scan(&total, &active)
 	return total, active, err
 }
 
