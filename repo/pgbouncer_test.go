@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -356,4 +357,60 @@ func TestHelperProcess(t *testing.T) {
 		return
 	}
 	os.Exit(helperMain())
+}
+
+// BenchmarkReadThroughPgBouncer compares the read workload (uncached
+// GetStudentWithMetrics of 100 students with 5 metrics each, from parallel
+// goroutines, on a pool of 8) going straight to PostgreSQL and through
+// PgBouncer in transaction mode (pgbouncer=true: exec mode, no statement
+// cache, so every query is parsed again; PgBouncerPoolSize server
+// connections); DirectExecMode is the direct path in exec mode, to tell
+// the cost of exec mode from the cost of the extra hop. The cache is off: a cached read never reaches either.
+//
+//	go test ./repo -run '^$' -bench ReadThroughPgBouncer -benchtime=2000x
+func BenchmarkReadThroughPgBouncer(b *testing.B) {
+	ctx := context.Background()
+	direct := dbtest.URL(b)
+	seed, err := Open(ctx, &Config{URL: direct, Env: Test, DisableCache: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100 {
+		sp := seedStudent(b, seed.Queries(), fmt.Sprintf("S%03d", i))
+		for j := range 5 {
+			if _, err := seed.Queries().RecordPerformanceMetric(ctx, gen.RecordPerformanceMetricParams{
+				StudentProfileID: sp.ID, Name: "m", Value: float64(j), RecordedAt: time.Now()}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	seed.Close()
+	for _, bc := range []struct{ name, url string }{
+		{"Direct", direct + "&connection_limit=8"},
+		// pgbouncer=true without PgBouncer: exec mode's cost alone.
+		{"DirectExecMode", direct + "&pgbouncer=true&connection_limit=8"},
+		{"PgBouncer", dbtest.PgBouncerURL(b, direct) + "&pgbouncer=true&connection_limit=8"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r, err := Open(ctx, &Config{URL: bc.url, Env: Test, DisableCache: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			var next atomic.Int64
+			b.SetParallelism(4) // 8 goroutines on 2 cores: the pool's 8 connections in use
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					id := fmt.Sprintf("S%03d", next.Add(1)%100)
+					if _, err := r.Queries().GetStudentWithMetrics(ctx, id); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+		})
+	}
 }
