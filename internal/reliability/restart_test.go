@@ -47,11 +47,11 @@ func TestServerRestartMidLoad(t *testing.T) {
 		err error
 	}
 	var (
-		mu       sync.Mutex
-		outcomes []outcome
-		classes  = map[string]int{}
-		afterOK  atomic.Int64 // successes after the last restart finished
-		stop     atomic.Bool
+		mu        sync.Mutex
+		outcomes  []outcome
+		classes   = map[string]int{}
+		afterOK   atomic.Int64 // successes after the last restart finished
+		stop      atomic.Bool
 		restarted atomic.Bool
 	)
 	classify := func(err error) string {
