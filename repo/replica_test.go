@@ -27,7 +27,7 @@ import (
 type replicated struct {
 	primary, replica *pgcluster.Cluster
 	url, replicaURL  string
-	admin, standby   *pgx.Conn // superuser sessions on each server
+	admin, standby   *pgx.Conn  // superuser sessions on each server
 	t                *testing.T // the test that owns the pair (cleanups)
 }
 
@@ -181,12 +181,33 @@ func TestReplicas(t *testing.T) {
 			t.Run(fmt.Sprintf("cache=%v", cached), func(t *testing.T) {
 				r := openReplicated(t, c, repo.Config{DisableCache: !cached, Replicas: long})
 				q := r.Queries()
-				c.pause(t)
 				tag := uuid.NewString()[:8]
 
-				// A plain write through Queries (it would fail on the
-				// read-only standby, so it ran on the primary) and the reads
-				// right after it.
+				// Each write starts from a replica that has replayed all of the
+				// Repo's earlier writes (so only this write can send the read to
+				// the primary) and whose replay is then paused: the write exists
+				// only on the primary, and the read right after it must find it.
+				fresh := func(t *testing.T) {
+					t.Helper()
+					c.resume(t)
+					c.caughtUp(t)
+					eventually(t, 30*time.Second, "the Repo sees the replica caught up", func() bool {
+						rs := r.ReplicaStats()
+						return lsnAtLeast(rs.Replicas[0].ReplayLSN, rs.NeedLSN)
+					})
+					c.pause(t)
+				}
+				behind := func(t *testing.T, what string, before int64) {
+					t.Helper()
+					if got := r.ReplicaStats().FallbacksBehind; got <= before {
+						t.Errorf("%s: FallbacksBehind = %d, want > %d (the read should have gone to the primary because the replica is behind)", what, got, before)
+					}
+				}
+
+				// A plain write through Queries (it would fail on the read-only
+				// standby, so it ran on the primary).
+				fresh(t)
+				fb := r.ReplicaStats().FallbacksBehind
 				u, err := q.CreateUser(ctx, gen.CreateUserParams{Email: "ryw-" + tag + "@example.com", Name: "RYW"})
 				if err != nil {
 					t.Fatalf("CreateUser() error = %v", err)
@@ -198,8 +219,11 @@ func TestReplicas(t *testing.T) {
 				if diff := cmp.Diff(u, got); diff != "" {
 					t.Errorf("GetUser() mismatch (-want +got):\n%s", diff)
 				}
+				behind(t, "CreateUser", fb)
 
-				// RecordEvalRun (a transaction) and the reads right after it.
+				// RecordEvalRun (a transaction).
+				fresh(t)
+				fb = r.ReplicaStats().FallbacksBehind
 				rec, err := r.RecordEvalRun(ctx, txn.Run{Name: "ryw-" + tag, Model: "m", Dataset: "d", Status: txn.StatusRunning,
 					Results: []txn.Result{{CaseID: "a", Score: 1, Passed: true}, {CaseID: "b", Score: 0}},
 					Metrics: []txn.Metric{{Name: "acc", Value: 0.5}}}, nil)
@@ -217,8 +241,19 @@ func TestReplicas(t *testing.T) {
 				if err != nil || len(res) != 2 {
 					t.Fatalf("ListEvalResults() = %d rows, %v; want 2 rows", len(res), err)
 				}
+				behind(t, "RecordEvalRun", fb)
 
-				// An update of a row that the cache (when on) already holds.
+				// An update of a row that was just read from the replica (and,
+				// with the cache on, cached).
+				fresh(t)
+				before := replicaReads(r)
+				if run, err = q.GetEvalRun(ctx, rec.Run.ID); err != nil || run.Status != txn.StatusRunning {
+					t.Fatalf("GetEvalRun() before the update = %q, %v; want running", run.Status, err)
+				}
+				if !cached && replicaReads(r) == before {
+					t.Errorf("GetEvalRun() before the update did not read the replica: %+v", r.ReplicaStats())
+				}
+				fb = r.ReplicaStats().FallbacksBehind
 				now := time.Now()
 				if _, err := q.UpdateEvalRunStatus(ctx, gen.UpdateEvalRunStatusParams{ID: rec.Run.ID, Status: txn.StatusCompleted, FinishedAt: &now}); err != nil {
 					t.Fatalf("UpdateEvalRunStatus() error = %v", err)
@@ -226,18 +261,26 @@ func TestReplicas(t *testing.T) {
 				if run, err = q.GetEvalRun(ctx, rec.Run.ID); err != nil || run.Status != txn.StatusCompleted {
 					t.Errorf("GetEvalRun() after UpdateEvalRunStatus = %q, %v; want completed", run.Status, err)
 				}
+				behind(t, "UpdateEvalRunStatus", fb)
 
-				// A write through DB() and one through Tx.
+				// A write through DB().
+				fresh(t)
+				fb = r.ReplicaStats().FallbacksBehind
 				var id int64
 				if err := r.DB().QueryRow(ctx, "INSERT INTO users (email, name) VALUES ($1, 'DB') RETURNING id", "db-"+tag+"@example.com").Scan(&id); err != nil {
 					t.Fatal(err)
 				}
 				if cached {
-					r.Cache().Invalidate("users") // DB() writes are not seen by the cache
+					r.Cache().Invalidate("users") // the cache does not see DB() writes
 				}
 				if _, err := q.GetUser(ctx, id); err != nil {
 					t.Errorf("GetUser() after a DB() insert: %v", err)
 				}
+				behind(t, "DB().QueryRow", fb)
+
+				// A write in Repo.Tx.
+				fresh(t)
+				fb = r.ReplicaStats().FallbacksBehind
 				var txUser gen.User
 				if err := r.Tx(ctx, nil, func(ctx context.Context, tx *txn.Tx) error {
 					var err error
@@ -249,25 +292,21 @@ func TestReplicas(t *testing.T) {
 				if _, err := q.GetUserByEmail(ctx, txUser.Email); err != nil {
 					t.Errorf("GetUserByEmail() after Tx: %v", err)
 				}
-
-				st := r.ReplicaStats()
-				if st.FallbacksBehind == 0 || st.WALFetches == 0 {
-					t.Errorf("ReplicaStats() = %+v, want fallbacks for a replica behind and WAL fetches", st)
-				}
+				behind(t, "Tx", fb)
 
 				// Once the replica has replayed, reads go back to it.
-				c.resume(t)
-				eventually(t, 30*time.Second, "the replica replays the Repo's writes", func() bool {
-					rs := r.ReplicaStats()
-					return lsnAtLeast(rs.Replicas[0].ReplayLSN, rs.NeedLSN)
-				})
-				before := replicaReads(r)
+				fresh(t)
+				before = replicaReads(r)
 				if _, err := q.GetUserByEmail(ctx, "nobody-"+tag+"@example.com"); !errors.Is(err, repo.ErrNotFound) {
 					t.Fatalf("GetUserByEmail(nobody) error = %v, want ErrNotFound", err)
 				}
 				if replicaReads(r) == before {
 					t.Errorf("replica reads did not grow after it replayed the writes: %+v", r.ReplicaStats())
 				}
+				if st := r.ReplicaStats(); st.WALFetches == 0 {
+					t.Errorf("ReplicaStats().WALFetches = 0, want the writes' WAL position reads counted")
+				}
+				c.resume(t)
 			})
 		}
 	})
