@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -328,6 +330,7 @@ func (s *server) healthz(w http.ResponseWriter, req *http.Request) {
 func (s *server) writeError(w http.ResponseWriter, req *http.Request, err error) {
 	var verr *txn.ValidationError
 	var conflict *repo.ConflictError
+	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &verr):
 		body := errorJSON{Error: "invalid eval run: fix the fields listed in problems"}
@@ -349,6 +352,10 @@ func (s *server) writeError(w http.ResponseWriter, req *http.Request, err error)
 	case errors.Is(err, repo.ErrPoolTimeout):
 		w.Header().Set("Retry-After", "1")
 		s.writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: "the database is busy: retry shortly"})
+	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22"):
+		// A data exception (class 22) is the client's input that the server
+		// refused, e.g. a NUL byte or invalid UTF-8 in a path or query value.
+		s.writeJSON(w, http.StatusBadRequest, errorJSON{Error: "invalid input: " + pgErr.Message})
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads the answer.
 	default:
