@@ -70,11 +70,16 @@ func (e *events) waitFor(t *testing.T, from int, want ...string) int {
 	}
 }
 
-// startListener runs a Listener for c on dbURL until the test ends.
-func startListener(t *testing.T, c Invalidator, dbURL string, ev *events) *Listener {
+// startListener runs a Listener for c on dbURL until the test ends. While
+// the test holds gate's write lock the Listener cannot connect.
+func startListener(t *testing.T, c Invalidator, dbURL string, ev *events, gate *sync.RWMutex) *Listener {
 	t.Helper()
 	l, err := NewListener(c, &ListenerOptions{
-		Connect:      func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, dbURL) },
+		Connect: func(ctx context.Context) (*pgx.Conn, error) {
+			gate.RLock() // a test holds the write lock to keep the listener from reconnecting
+			defer gate.RUnlock()
+			return pgx.Connect(ctx, dbURL)
+		},
 		MinBackoff:   20 * time.Millisecond,
 		MaxBackoff:   200 * time.Millisecond,
 		OnInvalidate: ev.add,
@@ -97,6 +102,40 @@ func startListener(t *testing.T, c Invalidator, dbURL string, ev *events) *Liste
 		t.Fatal(err)
 	}
 	return l
+}
+
+// closeGate keeps the listener from connecting until the returned function
+// is called (or the test ends, so that it can stop).
+func closeGate(t *testing.T, gate *sync.RWMutex) (reopen func()) {
+	gate.Lock()
+	var once sync.Once
+	reopen = func() { once.Do(gate.Unlock) }
+	t.Cleanup(reopen)
+	return reopen
+}
+
+// waitNotListening waits (at most 30 s) until l has noticed that its
+// connection is gone.
+func waitNotListening(t *testing.T, l *Listener) {
+	t.Helper()
+	for i := 0; l.Stats().Listening; i++ {
+		if i == 3000 {
+			t.Fatal("listener still listening 30s after its connection was closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// barrier sends a notification naming a table the test does not read and
+// waits until the listener applied it. Notifications arrive in commit
+// order, so every earlier commit's has been applied too: when the write
+// under test committed after the listener reconnected, its notification
+// (rather than the reconnection's InvalidateAll) is then applied as well,
+// and the read that follows cannot race with it.
+func barrier(t *testing.T, dbURL string, ev *events, from int) {
+	t.Helper()
+	execSQL(t, dbURL, "SELECT pg_notify('evaldb_invalidate', 'eval_metrics')")
+	ev.waitFor(t, from, "eval_metrics")
 }
 
 // poolCache returns a Cache (TTL one hour, so that only invalidation can
@@ -171,7 +210,7 @@ func TestListenerPlainSQLInvalidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := newEvents()
-	startListener(t, c, dbURL, ev)
+	startListener(t, c, dbURL, ev, &sync.RWMutex{})
 	n := ev.waitFor(t, 0, "")
 
 	if got := cachedName(t, c, u.ID); got != "Ada" {
@@ -235,21 +274,23 @@ func TestListenerSurvivesTerminate(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := newEvents()
-	l := startListener(t, c, dbURL, ev)
+	var gate sync.RWMutex
+	l := startListener(t, c, dbURL, ev, &gate)
 	n := ev.waitFor(t, 0, "")
 	if got := cachedName(t, c, u.ID); got != "Bob" {
 		t.Fatalf("GetUser name = %q, want Bob", got)
 	}
 
-	// Terminate the listener and, in the same transaction, change the user:
-	// the listener's connection is gone before the COMMIT, so no
-	// notification of it can reach it; only the InvalidateAll after
-	// reconnecting can.
-	admin := dbtest.GetServer(t).AdminURL
-	pid := listenerPID(t, admin, cfg.Database)
-	execSQL(t, dbURL, `WITH k AS (SELECT pg_terminate_backend($1::int, 10000))
-		UPDATE users SET name = 'Robert' FROM k WHERE id = $2`, pid, u.ID)
-	ev.waitFor(t, n, "")
+	// Terminate the listener and, while it cannot reconnect, change the
+	// user: no notification of that can reach it; only the InvalidateAll
+	// after reconnecting can.
+	reopen := closeGate(t, &gate)
+	execSQL(t, dbURL, "SELECT pg_terminate_backend($1::int, 10000)", listenerPID(t, dbtest.GetServer(t).AdminURL, cfg.Database))
+	waitNotListening(t, l)
+	execSQL(t, dbURL, "UPDATE users SET name = 'Robert' WHERE id = $1", u.ID)
+	reopen()
+	n = ev.waitFor(t, n, "")
+	barrier(t, dbURL, ev, n)
 	if got := readName(t, c, u.ID); got != "Robert" {
 		t.Errorf("after reconnecting, GetUser name = %q, want Robert (the gap must invalidate everything)", got)
 	}
@@ -292,19 +333,24 @@ func TestListenerSurvivesServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := newEvents()
-	l := startListener(t, c, dbURL, ev)
+	var gate sync.RWMutex
+	l := startListener(t, c, dbURL, ev, &gate)
 	n := ev.waitFor(t, 0, "")
 	if got := cachedName(t, c, u.ID); got != "Cy" {
 		t.Fatalf("GetUser name = %q, want Cy", got)
 	}
+	// Restart, and write before the listener is back: the write must be
+	// seen all the same.
+	reopen := closeGate(t, &gate)
 	if err := cl.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
 	pool.Reset() // its connections died with the server
-	// A write right after the restart may land before the listener is
-	// back: it must be seen all the same.
+	waitNotListening(t, l)
 	execSQL(t, dbURL, "UPDATE users SET name = 'Cyrus' WHERE id = $1", u.ID)
-	ev.waitFor(t, n, "")
+	reopen()
+	n = ev.waitFor(t, n, "")
+	barrier(t, dbURL, ev, n)
 	if got := readName(t, c, u.ID); got != "Cyrus" {
 		t.Errorf("after the restart, GetUser name = %q, want Cyrus", got)
 	}
