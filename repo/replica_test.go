@@ -28,10 +28,10 @@ type replicated struct {
 	primary, replica *pgcluster.Cluster
 	url, replicaURL  string
 	admin, standby   *pgx.Conn  // superuser sessions on each server
-	t                *testing.T // the test that owns the pair (cleanups)
+	t                testing.TB // the test that owns the pair (cleanups)
 }
 
-func startReplicated(t *testing.T) *replicated {
+func startReplicated(t testing.TB) *replicated {
 	t.Helper()
 	ctx := context.Background()
 	p, err := pgcluster.Start(ctx, pgcluster.Options{})
@@ -58,7 +58,7 @@ func startReplicated(t *testing.T) *replicated {
 
 // connectStandby (re)connects the superuser session on the replica; it
 // lives until the pair's test ends.
-func (c *replicated) connectStandby(t *testing.T) {
+func (c *replicated) connectStandby(t testing.TB) {
 	t.Helper()
 	var err error
 	if c.standby, err = pgx.Connect(context.Background(), c.replicaURL); err != nil {
