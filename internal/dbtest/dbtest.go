@@ -16,6 +16,12 @@
 //
 // When no PostgreSQL can be had, tests skip with a message saying how to get
 // one, except when CI is set, where they fail.
+//
+// PgBouncerURL routes a test database's URL through a PgBouncer in
+// transaction pooling mode, shared by the binary's tests like the server
+// (started on first use, stopped by Main), for tests of what PgBouncer
+// changes: no prepared statements across transactions, few server
+// connections for many clients.
 package dbtest
 
 import (
