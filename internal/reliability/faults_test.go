@@ -98,6 +98,7 @@ func TestCancelMidQuery(t *testing.T) {
 			first = got
 		}
 	}
+	scanMetrics(t, r, &l)
 	t.Logf("FIGURE cancel-to-return: %s; connection replaced after %d of %d cancels", durations(returns), replaced, len(returns))
 	l.check(t)
 }
@@ -255,6 +256,7 @@ func TestNetworkStall(t *testing.T) {
 		settle(fmt.Sprintf("round %d after the partition", round))
 		works(fmt.Sprintf("round %d after the partition", round))
 	}
+	scanMetrics(t, r, &l)
 	t.Logf("FIGURE stall: deadline 2 s after the statement started; returns after the stall began: %s", durations(returns))
 	l.check(t)
 }

@@ -166,6 +166,7 @@ func TestLoad(t *testing.T) {
 		t.Error("pg_stat_activity was never sampled")
 	}
 	ps := r.PoolStats()
+	scanMetrics(t, r, &l)
 	t.Logf("FIGURE load: %d goroutines on %d connections for %s: %d operations (%.0f/s), %d runs recorded, %d failures; "+
 		"max connections seen in pg_stat_activity %d over %d samples, pool max %d; acquires that waited %d of %d, mean wait %s",
 		workers, limit, runFor, ops.Load(), float64(ops.Load())/runFor.Seconds(), len(acked)-1, fails.Load(),
@@ -292,6 +293,7 @@ func TestLoadPoolTimeout(t *testing.T) {
 	if m := s.server.Load(); m > limit {
 		t.Errorf("pg_stat_activity showed %d connections, over the limit of %d", m, limit)
 	}
+	scanMetrics(t, r, &l)
 	t.Logf("FIGURE pool timeout %s, %d goroutines × %d rounds on %d held connections: %d ErrPoolTimeout, %d succeeded after waiting; "+
 		"arrival after the pool timeout (uncached statements and RecordEvalRun): %s; cached reads (%d, may share a load begun earlier): %s; max connections seen %d",
 		poolTimeout, workers, rounds, limit, len(lateness)+len(shared), okOps.Load(), durations(lateness), len(shared), durations(shared), s.server.Load())

@@ -25,6 +25,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aah/evaldb/internal/dbtest"
 	"github.com/aah/evaldb/repo"
@@ -283,4 +284,27 @@ func plainPool(t testing.TB, rawURL string) *pgxpool.Pool {
 	}
 	t.Cleanup(p.Close)
 	return p
+}
+
+// scanMetrics gathers the Repo's and its cache's Prometheus metrics and
+// scans every metric name, label name, label value and help text.
+func scanMetrics(t testing.TB, r *repo.Repo, l *leaks) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(r.Collector())
+	if c := r.Cache(); c != nil {
+		reg.MustRegister(c.Collector())
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Errorf("gather metrics: %v", err)
+	}
+	for _, f := range families {
+		l.scan("metric family", f.GetName()+" "+f.GetHelp())
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				l.scan("metric label of "+f.GetName(), lp.GetName()+"="+lp.GetValue())
+			}
+		}
+	}
 }

@@ -162,6 +162,7 @@ func TestServerRestartMidLoad(t *testing.T) {
 		keys = append(keys, fmt.Sprintf("%s=%d", k, classes[k]))
 	}
 	sort.Strings(keys)
+	scanMetrics(t, r, &l)
 	t.Logf("FIGURE restart: %d restarts under %d writers + %d readers: %d runs, %d acknowledged, %d failed (%d of them absent, %d committed although the caller got an error), "+
 		"all retried exactly once; errors by class: %v", restarts, writers, readers, len(outcomes), acked, failed, lost, failed-lost, keys)
 	l.check(t)
