@@ -89,7 +89,7 @@ func dbName(t *testing.T, rawURL string) string {
 
 // TestThroughPgBouncer runs the repo's paths through PgBouncer in
 // transaction pooling mode with pgbouncer=true: cached and uncached reads,
-// writes, COPY inside a transaction, txn.Do and RecordEvalRun on both of
+// writes, COPY inside and outside a transaction, txn.Do and RecordEvalRun on both of
 // its write paths (batch and COPY). PgBouncer 1.18 keeps no prepared
 // statements across transactions, so any statement that pgx prepared would
 // fail here.
@@ -159,6 +159,15 @@ func TestThroughPgBouncer(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("Tx through PgBouncer: %v", err)
+	}
+	// COPY outside a transaction: pgx describes the columns (an unnamed
+	// statement, one round trip) and then copies, and PgBouncer may run the
+	// two on different server connections; nothing of the first is needed
+	// by the second.
+	for i := range 5 {
+		if n, err := q.InsertEvalMetrics(ctx, []gen.InsertEvalMetricsParams{{RunID: run, Name: fmt.Sprint("m", i), Value: 1}}); err != nil || n != 1 {
+			t.Fatalf("COPY outside a transaction through PgBouncer: %d rows, %v", n, err)
+		}
 	}
 	results, err := q.ListEvalResults(ctx, gen.ListEvalResultsParams{RunID: run, RowLimit: 100})
 	if err != nil {
