@@ -119,6 +119,7 @@ type replica struct {
 	exec    *executor
 	replay  atomic.Uint64 // last polled replay position (only grows)
 	healthy atomic.Bool
+	checked atomic.Bool  // polled at least once
 	lag     atomic.Int64 // nanoseconds, last computed
 	reads   atomic.Int64 // reads served
 	fails   atomic.Int64 // reads that failed here and went to the primary
@@ -432,8 +433,9 @@ func (s *replicaSet) poll(ctx context.Context, rep *replica) {
 
 func (s *replicaSet) setHealth(ctx context.Context, rep *replica, ok bool, why string) {
 	rep.setReason(why)
-	if rep.healthy.Swap(ok) == ok {
-		return
+	first := !rep.checked.Swap(true)
+	if rep.healthy.Swap(ok) == ok && !(first && !ok) {
+		return // no change (a replica failing its very first check is still reported)
 	}
 	if ok {
 		s.r.log.InfoContext(ctx, "evaldb: replica is healthy; reads use it again", "replica", rep.name)

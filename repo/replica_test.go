@@ -412,6 +412,9 @@ func TestReplicas(t *testing.T) {
 		if st.Replicas[0].Healthy || st.PrimaryReads != 1 {
 			t.Errorf("ReplicaStats() = %+v, want the replica unhealthy and 1 primary read", st)
 		}
+		if !strings.Contains(logs.String(), "replica is out of rotation") {
+			t.Errorf("no warning about the unreachable replica in the log:\n%s", logs.String())
+		}
 		text := logs.String() + st.Replicas[0].Reason + fmt.Sprint(st)
 		if strings.Contains(text, secret) {
 			t.Errorf("password leaked:\n%s", text)
