@@ -46,7 +46,7 @@ func BenchmarkGetUser(b *testing.B) {
 func BenchmarkParseURL(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ParseURL("postgres://app:pw@db:5432/aah?connection_limit=10&pool_timeout=20&pgbouncer=true&schema=evals", Production); err != nil {
+		if _, err := ParseURL("postgres://app:pw@db:5432/aah?connection_limit=10&pool_timeout=20&pgbouncer=true&socket_timeout=30", Production); err != nil {
 			b.Fatal(err)
 		}
 	}

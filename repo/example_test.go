@@ -94,7 +94,7 @@ func ExampleNew_pgxmock() {
 
 // ParseURL shows what a Prisma URL means to evaldb, and why.
 func ExampleParseURL() {
-	s, err := repo.ParseURL("postgres://app:secret@db.example:6543/aah?pgbouncer=true&connection_limit=3&schema=evals", repo.Production)
+	s, err := repo.ParseURL("postgres://app:secret@db.example:6543/aah?pgbouncer=true&connection_limit=3&socket_timeout=30", repo.Production)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -109,10 +109,10 @@ func ExampleParseURL() {
 	// max_conns            3                url: connection_limit
 	// pool_timeout         20s              default (production)
 	// connect_timeout      5s               default (production)
-	// query_timeout        none             default
+	// query_timeout        30s              url: socket_timeout
 	// pgbouncer            true             url: pgbouncer
 	// statement_cache_size 0                url: pgbouncer=true
 	// exec_mode            exec             url: pgbouncer=true
-	// search_path          "evals"          url: schema
+	// search_path          server default   default
 	// database URL parameter connection_limit="0": must be a whole number from 1 to 10000 (the pool's maximum connections)
 }

@@ -239,6 +239,17 @@ func ParseURL(rawURL string, env Environment) (*Settings, error) {
 		add("search_path", "server default", "default")
 	}
 
+	if s.PgBouncer && s.SearchPath != "" {
+		// PgBouncer (1.18) refuses search_path as a startup parameter, and
+		// a SET per connection would not survive transaction pooling.
+		param := "search_path"
+		if u.Schema != nil {
+			param = dsn.ParamSchema
+		}
+		return nil, bad(param, s.SearchPath, "cannot be combined with pgbouncer=true: PgBouncer rejects search_path at connect; "+
+			"set it on the role or database instead (ALTER ROLE <user> SET search_path = "+s.SearchPath+") and drop it from the URL")
+	}
+
 	// Idle lifetime.
 	if u.MaxIdleLifetime != nil {
 		pcfg.MaxConnIdleTime = *u.MaxIdleLifetime

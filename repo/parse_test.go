@@ -133,6 +133,8 @@ func TestParseURLRejects(t *testing.T) {
 		{"SimpleProtocol", "postgres://h/db?default_query_exec_mode=simple_protocol", "default_query_exec_mode", []string{"batches"}},
 		{"PgBouncerWithCache", "postgres://h/db?pgbouncer=true&statement_cache_size=10", "statement_cache_size", []string{"pgbouncer=true"}},
 		{"PgBouncerWithCacheStatement", "postgres://h/db?pgbouncer=true&default_query_exec_mode=cache_statement", "default_query_exec_mode", []string{"pgbouncer=true"}},
+		{"SchemaWithPgBouncer", "postgres://h/db?pgbouncer=true&schema=evals", "schema", []string{"ALTER ROLE", "pgbouncer=true"}},
+		{"SearchPathWithPgBouncer", "postgres://h/db?pgbouncer=true&search_path=evals", "search_path", []string{"ALTER ROLE"}},
 		{"SchemaAndSearchPath", "postgres://h/db?schema=a&search_path=b", "schema", []string{"search_path=b"}},
 		{"PgxRejects", "postgres://u:s3cret@h/db?pool_max_conns=x", "url", []string{"pool_max_conns"}},
 	}
