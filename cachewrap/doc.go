@@ -24,7 +24,9 @@
 // never sees data older than that write. Entries are never deleted to
 // invalidate (ristretto's Del can be overtaken by a Set already in flight);
 // superseded entries age out by TTL or eviction. Writes made outside the
-// process are seen within the TTL, or at once after Invalidate.
+// process (other instances, psql, migrations) are seen as soon as a Listener
+// relays the database's commit-time notifications (repo.Open starts one);
+// without a listener, within the TTL, or at once after Invalidate.
 //
 // # Keys
 //

@@ -104,6 +104,9 @@ func newServer(r *repo.Repo, log *slog.Logger, maxBody int64) *server {
 	if c := r.Cache(); c != nil {
 		reg.MustRegister(c.Collector())
 	}
+	if l := r.Listener(); l != nil {
+		reg.MustRegister(l.Collector())
+	}
 	return &server{r: r, log: log, maxBody: maxBody, reg: reg}
 }
 
