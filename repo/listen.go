@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -55,7 +56,11 @@ func (r *Repo) startListener(ctx context.Context) error {
 	if cc.RuntimeParams["application_name"] == "" {
 		cc.RuntimeParams["application_name"] = listenerAppName
 	}
-	l, err := cachewrap.NewListener(r.cache, &cachewrap.ListenerOptions{
+	var target cachewrap.Invalidator = r.cache
+	if r.rep != nil {
+		target = replicaAwareInvalidator{r: r, next: r.cache}
+	}
+	l, err := cachewrap.NewListener(target, &cachewrap.ListenerOptions{
 		Connect:      func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cc.Copy()) },
 		Logger:       r.log,
 		OnInvalidate: listenHook,
@@ -72,6 +77,31 @@ func (r *Repo) startListener(ctx context.Context) error {
 	}()
 	return nil
 }
+
+// replicaAwareInvalidator makes another process's write safe to invalidate
+// when reads may go to a replica: before the cache entries are dropped, the
+// Repo records the primary's current WAL position (past the notifying
+// commit, which has already happened), so the read that refills the cache
+// goes to the primary until a replica has replayed that far. Without it,
+// the refill could come from a lagging replica and re-cache the old rows.
+type replicaAwareInvalidator struct {
+	r    *Repo
+	next cachewrap.Invalidator
+}
+
+func (m replicaAwareInvalidator) mark() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.r.MarkWritten(ctx); err != nil {
+		// Invalidate anyway: a stale refill is bounded by the TTL, a skipped
+		// invalidation is not.
+		m.r.log.WarnContext(ctx, "evaldb: cache listener could not read the primary's WAL position; "+
+			"a read right after this invalidation may come from a lagging replica", "err", err)
+	}
+}
+
+func (m replicaAwareInvalidator) Invalidate(tables ...string) { m.mark(); m.next.Invalidate(tables...) }
+func (m replicaAwareInvalidator) InvalidateAll()              { m.mark(); m.next.InvalidateAll() }
 
 func (r *Repo) stopListener() {
 	if r.listen != nil {

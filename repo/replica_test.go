@@ -176,6 +176,43 @@ func TestReplicas(t *testing.T) {
 		}
 	})
 
+	// Another process's write, relayed by the cache listener, must not let
+	// the refilling read come from a replica that has not replayed it: the
+	// invalidation records the primary's WAL position first.
+	t.Run("OtherProcessWriteWhileReplicaPaused", func(t *testing.T) {
+		r := openReplicated(t, c, repo.Config{Replicas: long})
+		if err := r.Listener().WaitListening(ctx); err != nil {
+			t.Fatal(err)
+		}
+		email := "other-" + uuid.NewString()[:8] + "@example.com"
+		c.exec(t, c.admin, "INSERT INTO users (email, name) VALUES ($1, 'Before')", email)
+		c.resume(t)
+		c.caughtUp(t)
+		eventually(t, 30*time.Second, "the Repo sees the replica caught up", func() bool {
+			rs := r.ReplicaStats()
+			return lsnAtLeast(rs.Replicas[0].ReplayLSN, rs.NeedLSN)
+		})
+		q := r.Queries()
+		if u, err := q.GetUserByEmail(ctx, email); err != nil || u.Name != "Before" {
+			t.Fatalf("GetUserByEmail() = %+v, %v; want Before", u, err)
+		}
+		r.Cache().Wait()
+		c.pause(t)
+		seen := r.Listener().Stats().Notifications
+		c.exec(t, c.admin, "UPDATE users SET name = 'After' WHERE email = $1", email)
+		eventually(t, 30*time.Second, "the listener relays the update", func() bool {
+			return r.Listener().Stats().Notifications > seen
+		})
+		u, err := q.GetUserByEmail(ctx, email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Name != "After" {
+			t.Errorf("GetUserByEmail().Name after another process's update = %q, want After (refilled from the paused replica)", u.Name)
+		}
+		c.resume(t)
+	})
+
 	t.Run("ReadYourWritesWhileReplicaPaused", func(t *testing.T) {
 		for _, cached := range []bool{false, true} {
 			t.Run(fmt.Sprintf("cache=%v", cached), func(t *testing.T) {
