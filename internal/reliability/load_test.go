@@ -16,6 +16,7 @@ import (
 	"github.com/aah/evaldb/gen"
 	"github.com/aah/evaldb/internal/dbtest"
 	"github.com/aah/evaldb/repo"
+	"github.com/aah/evaldb/txn"
 )
 
 // maxSampler samples the server's backends on a database and the pool's
@@ -109,7 +110,9 @@ func TestLoad(t *testing.T) {
 				switch k := rng.IntN(10); {
 				case k < 3:
 					id, n := uuid.New(), 1+rng.IntN(60)
-					_, err = r.RecordEvalRun(ctx, makeRun(id, n), nil)
+					// txn's MaxWait (default 2 s, Prisma's maxWait) bounds
+					// the wait for BEGIN separately from pool_timeout; match it.
+					_, err = r.RecordEvalRun(ctx, makeRun(id, n), &txn.Options{MaxWait: time.Minute})
 					if err == nil {
 						mu.Lock()
 						acked = append(acked, ack{id, n})
