@@ -44,7 +44,7 @@ func TestHostileRunsRoundTrip(t *testing.T) {
 		e := s + " error"
 		run := txn.Run{ID: uuid.New(), Name: s, Model: s + "m", Dataset: s + "d", Config: []byte(fmt.Sprintf(`{"s": %q}`, s)),
 			Results: []txn.Result{
-				{CaseID: s, Input: s, Expected: s, Output: huge, Score: -0.0, Error: &e},
+				{CaseID: s, Input: s, Expected: s, Output: huge, Score: math.Copysign(0, -1), Error: &e},
 				{CaseID: s + "2", Input: huge, Score: math.MaxFloat64, LatencyMs: math.MaxInt32, PromptTokens: math.MaxInt32},
 				{CaseID: s + "3", Score: -math.MaxFloat64, Expected: huge, Output: "", Error: new(string)},
 				{CaseID: s + "4", Score: math.SmallestNonzeroFloat64},
