@@ -266,8 +266,12 @@ func main() {
 	ratio := func(a, b float64) float64 { return a / b }
 	pk := ratio(s.median("BenchmarkPKRead", "evaldb", "ns/op"), s.median("BenchmarkPKRead", "pgx", "ns/op"))
 	goal("W1: evaldb ≤ 5% slower than raw pgx", fmt.Sprintf("%+.1f%%", (pk-1)*100), pk <= 1.05, !math.IsNaN(pk))
+	po := s.median("BenchmarkOverhead/read=pk", "", "evaldb-vs-pgx-%")
+	goal("W1, paired (BenchmarkOverhead)", fmt.Sprintf("%+.1f%%", po), po <= 5, !math.IsNaN(po))
 	pg := ratio(s.median("BenchmarkPage", "evaldb", "ns/op"), s.median("BenchmarkPage", "pgx", "ns/op"))
 	goal("W2: evaldb ≤ 10% slower than raw pgx", fmt.Sprintf("%+.1f%%", (pg-1)*100), pg <= 1.10, !math.IsNaN(pg))
+	pgo := s.median("BenchmarkOverhead/read=page", "", "evaldb-vs-pgx-%")
+	goal("W2, paired (BenchmarkOverhead)", fmt.Sprintf("%+.1f%%", pgo), pgo <= 10, !math.IsNaN(pgo))
 	cns, cal := s.median("BenchmarkStudent", "evaldb-cached", "ns/op"), s.median("BenchmarkStudent", "evaldb-cached", "allocs/op")
 	goal("W3 cached: ≤ 0.5 µs and ≤ 1 allocation", fmt.Sprintf("%s, %s allocs", dur(cns), num(cal)), cns <= 500 && cal <= 1, !math.IsNaN(cns))
 	pr := ratio(s.median("BenchmarkStudent", "prisma", "ns/op"), cns)
