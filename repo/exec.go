@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/aah/evaldb/cachewrap"
 	"github.com/aah/evaldb/internal/dberr"
 )
 
@@ -37,11 +38,20 @@ func (e *executor) bound(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(ctx, e.timeout)
 }
 
-// retryable reports whether err proves the statement never left this
-// process, so that running it again cannot run it twice.
-func retryable(ctx context.Context, err error) bool {
-	return err != nil && ctx.Err() == nil && dberr.NeverSent(err) &&
-		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+// retryable reports whether running the statement again is safe: err
+// proves it never left this process, or it is one of gen's queries that only
+// read (cachewrap.ReadOnly, derived from its SQL) and its connection died
+// under it, which is what a pooled connection killed while idle looks like
+// when pgxpool hands it out before its idle check. A statement that may
+// have written is never run twice.
+func retryable(ctx context.Context, sql string, err error) bool {
+	if err == nil || ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if dberr.NeverSent(err) {
+		return true
+	}
+	return errors.Is(dberr.Translate(err), dberr.ErrConnClosed) && cachewrap.ReadOnly(QueryName(sql))
 }
 
 func (e *executor) noteRetry(ctx context.Context, sql string, err error) {
@@ -49,7 +59,7 @@ func (e *executor) noteRetry(ctx context.Context, sql string, err error) {
 	if e.level != nil && e.level.Level() > slog.LevelWarn {
 		return
 	}
-	e.log.WarnContext(ctx, "evaldb: retrying statement on a fresh connection; it was never sent",
+	e.log.WarnContext(ctx, "evaldb: retrying statement on a fresh connection; it was never sent, or it only reads",
 		"query", QueryName(sql), "error", err)
 }
 
@@ -58,7 +68,7 @@ func (e *executor) Exec(ctx context.Context, sql string, args ...any) (pgconn.Co
 	ctx, cancel := e.bound(ctx)
 	defer cancel()
 	tag, err := e.db.Exec(ctx, sql, args...)
-	if retryable(ctx, err) {
+	if retryable(ctx, sql, err) {
 		e.noteRetry(ctx, sql, err)
 		tag, err = e.db.Exec(ctx, sql, args...)
 	}
@@ -70,7 +80,7 @@ func (e *executor) Exec(ctx context.Context, sql string, args ...any) (pgconn.Co
 func (e *executor) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	ctx, cancel := e.bound(ctx)
 	rows, err := e.db.Query(ctx, sql, args...)
-	if retryable(ctx, err) {
+	if retryable(ctx, sql, err) {
 		if rows != nil {
 			rows.Close()
 		}
@@ -150,7 +160,7 @@ func (r *execRows) Next() bool {
 		r.seen = true
 		return true
 	}
-	if !r.seen && !r.tried && retryable(r.ctx, r.Rows.Err()) {
+	if !r.seen && !r.tried && retryable(r.ctx, r.sql, r.Rows.Err()) {
 		r.tried = true
 		err := r.Rows.Err()
 		r.Rows.Close()
@@ -188,7 +198,7 @@ type execRow struct {
 func (r *execRow) Scan(dest ...any) error {
 	defer r.cancel()
 	err := r.row.Scan(dest...)
-	if retryable(r.ctx, err) {
+	if retryable(r.ctx, r.sql, err) {
 		r.e.noteRetry(r.ctx, r.sql, err)
 		err = r.e.db.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/pashagolub/pgxmock/v5"
 
 	"github.com/aah/evaldb/gen"
+	"github.com/aah/evaldb/txn"
 )
 
 // A pgxmock pool stands in for the real one.
@@ -160,6 +161,28 @@ func TestRetryNeverSent(t *testing.T) {
 			t.Errorf("DeleteEvalRun = %v, want the EOF as ErrConnClosed, not retried", err)
 		}
 	})
+	t.Run("ReadOnlyWhenConnectionDied", func(t *testing.T) {
+		t.Parallel()
+		mock, r := setupMock(t)
+		// The same EOF on a query that only reads: running it again cannot
+		// change anything, so it is retried on a fresh connection.
+		mock.ExpectQuery(gen.ListEvalMetrics).WithArgs(id).WillReturnError(io.ErrUnexpectedEOF)
+		mock.ExpectQuery(gen.ListEvalMetrics).WithArgs(id).WillReturnRows(mock.NewRows([]string{"run_id", "name", "value"}).AddRow(id, "accuracy", 0.5))
+		got, err := r.Queries().ListEvalMetrics(ctx, id)
+		if err != nil || len(got) != 1 {
+			t.Errorf("ListEvalMetrics after a dead connection = %v, %v; want one metric after a retry", got, err)
+		}
+	})
+	t.Run("NotReadOnlyOnQueryError", func(t *testing.T) {
+		t.Parallel()
+		mock, r := setupMock(t)
+		// A read that fails for another reason than a dead connection is
+		// not retried.
+		mock.ExpectQuery(gen.ListEvalMetrics).WithArgs(id).WillReturnError(&pgconn.PgError{Code: "42P01", Message: "relation does not exist"})
+		if _, err := r.Queries().ListEvalMetrics(ctx, id); err == nil || errors.Is(err, ErrConnClosed) {
+			t.Errorf("ListEvalMetrics = %v, want the server's error, not retried", err)
+		}
+	})
 }
 
 func TestQueryTimeoutBoundsStatement(t *testing.T) {
@@ -241,5 +264,29 @@ func TestFormatArgs(t *testing.T) {
 	want := `[1 "x" "` + string(long[:64]) + `…(100 bytes)" <nil> 2 3 4 5 6 7 …2 more]`
 	if got != want {
 		t.Errorf("formatArgs = %s\nwant %s", got, want)
+	}
+}
+
+func TestTxOptionsMaxWaitFollowsPoolTimeout(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		poolTimeout time.Duration
+		opts        *txn.Options
+		want        time.Duration
+	}{
+		{"LongerPoolTimeout", 20 * time.Second, nil, 20 * time.Second},
+		{"ShorterPoolTimeoutKeepsTxnDefault", time.Second, nil, 0},
+		{"WaitForeverKeepsTxnDefault", 0, nil, 0},
+		{"ExplicitMaxWaitWins", 20 * time.Second, &txn.Options{MaxWait: 3 * time.Second}, 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := &Repo{settings: &Settings{PoolTimeout: tt.poolTimeout}}
+			if got := r.txOptions(tt.opts).MaxWait; got != tt.want {
+				t.Errorf("txOptions().MaxWait = %s, want %s", got, tt.want)
+			}
+		})
 	}
 }

@@ -56,7 +56,8 @@ func TestTerminateAllConnections(t *testing.T) {
 	// one dead connection can fail several of them.)
 	burst := func(t *testing.T, round int, idle time.Duration, which string) (int, int) {
 		var wg sync.WaitGroup
-		var failed, uncached atomic.Int64
+		var failed, uncached, readsFailed atomic.Int64
+		defer func() { t.Logf("round %d %s burst: %d reads failed", round, which, readsFailed.Load()) }()
 		for i := range 2 * limit {
 			wg.Go(func() {
 				var err error
@@ -75,6 +76,8 @@ func TestTerminateAllConnections(t *testing.T) {
 					failed.Add(1)
 					if i%4 >= 2 {
 						uncached.Add(1)
+					} else {
+						readsFailed.Add(1)
 					}
 					if !errors.Is(err, repo.ErrConnClosed) {
 						t.Errorf("round %d (%s burst, dead connections idle %s): query %d: %v, want nil or repo.ErrConnClosed", round, which, idle, i, err)
