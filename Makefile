@@ -34,6 +34,15 @@ test: deps ## Run every test, integration tests included, with the race detector
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	cd tools && $(GO) test -count=1 ./...
 
+.PHONY: fuzz-smoke
+fuzz-smoke: ## Run every fuzz target for a few seconds after its seed corpus (FUZZTIME=5s).
+	scripts/fuzz-smoke.sh
+
+.PHONY: reliability
+reliability: deps ## Run the long reliability scenarios (load, restarts, network faults, hostile input; see RELIABILITY.md).
+	EVALDB_RELIABILITY=long $(GO) test -race -count=1 -timeout 60m -v -run . ./internal/reliability/ | tee reliability.txt
+	@grep FIGURE reliability.txt || true
+
 .PHONY: run
 run: deps ## Run the main job on a local PostgreSQL (started from the installed binaries when DATABASE_URL is unset).
 	$(GO) run ./cmd/evaldb demo
