@@ -20,7 +20,6 @@ import (
 
 	"github.com/aah/evaldb/gen"
 	"github.com/aah/evaldb/repo"
-	"github.com/aah/evaldb/schema"
 	"github.com/aah/evaldb/txn"
 )
 
@@ -66,18 +65,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 
-	cfg, err := a.repoConfig(ctx)
-	if err != nil {
-		return err
-	}
-	mcfg, err := a.migrationConfig(ctx)
-	if err != nil {
-		return err
-	}
-	if _, err := schema.MigrateConfig(ctx, mcfg); err != nil {
-		return err
-	}
-	r, err := repo.Open(ctx, cfg)
+	r, err := a.openRepo(ctx, true, nil)
 	if err != nil {
 		return err
 	}

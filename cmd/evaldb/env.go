@@ -61,3 +61,26 @@ func (a *app) migrationConfig(ctx context.Context) (*pgx.ConnConfig, error) {
 	}
 	return s.Pool.ConnConfig, nil
 }
+
+// openRepo resolves the environment, applies pending migrations through the
+// non-pooling URL when migrate is set, and opens the Repo; adjust, when not
+// nil, may change the configuration first. The caller closes the Repo.
+func (a *app) openRepo(ctx context.Context, migrate bool, adjust func(*repo.Config)) (*repo.Repo, error) {
+	cfg, err := a.repoConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if adjust != nil {
+		adjust(cfg)
+	}
+	if migrate {
+		mcfg, err := a.migrationConfig(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := schema.MigrateConfig(ctx, mcfg); err != nil {
+			return nil, err
+		}
+	}
+	return repo.Open(ctx, cfg)
+}

@@ -20,7 +20,6 @@ import (
 
 	"github.com/aah/evaldb/gen"
 	"github.com/aah/evaldb/repo"
-	"github.com/aah/evaldb/schema"
 	"github.com/aah/evaldb/txn"
 )
 
@@ -40,21 +39,13 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := a.repoConfig(ctx)
-	if err != nil {
-		return err
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(a.stderr, nil))
-	}
-	mcfg, err := a.migrationConfig(ctx)
-	if err != nil {
-		return err
-	}
-	if _, err := schema.MigrateConfig(ctx, mcfg); err != nil {
-		return err
-	}
-	r, err := repo.Open(ctx, cfg)
+	var logger *slog.Logger
+	r, err := a.openRepo(ctx, true, func(cfg *repo.Config) {
+		if cfg.Logger == nil {
+			cfg.Logger = slog.New(slog.NewTextHandler(a.stderr, nil))
+		}
+		logger = cfg.Logger
+	})
 	if err != nil {
 		return err
 	}
@@ -65,7 +56,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("listen on %s: %w (pick another with -addr)", *addr, err)
 	}
 	srv := &http.Server{
-		Handler:           newServer(r, cfg.Logger, *maxBody).routes(),
+		Handler:           newServer(r, logger, *maxBody).routes(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	fmt.Fprintf(a.stdout, "evaldb: serving on http://%s\n", ln.Addr())

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
-
-	"github.com/aah/evaldb/repo"
 )
 
 func runStats(ctx context.Context, a *app, args []string) error {
@@ -16,11 +14,7 @@ func runStats(ctx context.Context, a *app, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := a.repoConfig(ctx)
-	if err != nil {
-		return err
-	}
-	r, err := repo.Open(ctx, cfg)
+	r, err := a.openRepo(ctx, false, nil)
 	if err != nil {
 		return err
 	}
