@@ -19,7 +19,6 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/aah/evaldb/bench/seed"
-	"github.com/aah/evaldb/cachewrap"
 	"github.com/aah/evaldb/gen"
 	"github.com/aah/evaldb/repo"
 	"github.com/aah/evaldb/txn"
@@ -163,52 +162,34 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, id, run.Name, run.Model, run.Dataset, 
 	})
 }
 
-// ---- evaldb: repo.Open, the generated queries, txn.RecordEvalRun ----
+// ---- evaldb: repo.Open, the generated queries, Repo.RecordEvalRun ----
 
 type evaldbContender struct {
 	r *repo.Repo
 	q gen.Querier
-	c *cachewrap.Cache // nil when uncached
 }
 
-// openEvaldb opens a Repo the documented way. cached wraps its queries in
-// cachewrap with default options.
-//
-// Repo does not hand out the cache yet (repo.go: "Integration point:
-// cachewrap.New(querier{…}, …) unless c.DisableCache"), so the cached
-// contender wraps Queries() itself, which is what Repo will do; the
-// uncached one sets DisableCache so that it stays uncached afterwards.
+// openEvaldb opens a Repo the documented way, with a pool of poolSize
+// (Prisma's connection_limit) and production logging. Queries() is served
+// from the cache by default; uncached sets Config.DisableCache.
 func openEvaldb(ctx context.Context, url string, cached bool) (*evaldbContender, error) {
 	r, err := repo.Open(ctx, &repo.Config{URL: withParam(url, "connection_limit", fmt.Sprint(poolSize)),
-		Env: repo.Production, DisableCache: true})
+		Env: repo.Production, DisableCache: !cached})
 	if err != nil {
 		return nil, err
 	}
-	c := &evaldbContender{r: r, q: r.Queries()}
-	if cached {
-		if c.c, err = cachewrap.New(r.Queries(), nil); err != nil {
-			r.Close()
-			return nil, err
-		}
-		c.q = c.c
-	}
-	return c, nil
+	return &evaldbContender{r: r, q: r.Queries()}, nil
 }
 
 // Wait makes the cache's pending writes visible (ristretto admits
 // asynchronously), so that a benchmark's first timed read is a hit.
 func (c *evaldbContender) Wait() {
-	if c.c != nil {
-		c.c.Wait()
+	if cache := c.r.Cache(); cache != nil {
+		cache.Wait()
 	}
 }
 
-func (c *evaldbContender) Close() {
-	if c.c != nil {
-		c.c.Close()
-	}
-	c.r.Close()
-}
+func (c *evaldbContender) Close() { c.r.Close() }
 
 func (c *evaldbContender) PKRead(ctx context.Context) (summary, error) {
 	r, err := c.q.GetEvalRun(ctx, seed.ReadRunID)
@@ -225,8 +206,10 @@ func (c *evaldbContender) Student(ctx context.Context) (summary, error) {
 	return studentSummary(r.StudentID, r.MetricNames), err
 }
 
+// Record uses Repo.RecordEvalRun (txn.RecordEvalRunWithOptions on the
+// Repo's executor; it invalidates the cache after COMMIT).
 func (c *evaldbContender) Record(ctx context.Context, run txn.Run) error {
-	_, err := txn.RecordEvalRun(ctx, c.r.DB(), run)
+	_, err := c.r.RecordEvalRun(ctx, run, nil)
 	return err
 }
 
