@@ -28,11 +28,16 @@ verify: ## Fail on generated-code drift, go.mod drift, go vet or staticcheck fin
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(TOOL) staticcheck ./...
+	cd bench && $(GO) mod tidy -diff
+	cd bench && $(GO) vet ./...
+	cd bench && $(GO) tool -modfile=../tools/go.mod staticcheck ./...
 
 .PHONY: test
 test: deps ## Run every test, integration tests included, with the race detector.
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	cd tools && $(GO) test -count=1 ./...
+	$(GO) test -run='^$$' -bench=. -benchtime=1x ./... > /dev/null
+	bench/run.sh smoke
 
 .PHONY: fuzz-smoke
 fuzz-smoke: ## Run every fuzz target for a few seconds after its seed corpus (FUZZTIME=5s).
@@ -48,5 +53,14 @@ run: deps ## Run the main job on a local PostgreSQL (started from the installed 
 	$(GO) run ./cmd/evaldb demo
 
 .PHONY: bench
-bench: deps ## Run the benchmarks (see BENCHMARKS.md).
+bench: deps ## Run the library's benchmarks, then the comparison with pgx, GORM, bun, Prisma and pgbench (see BENCHMARKS.md).
 	$(GO) test -run='^$$' -bench=. -benchmem -count=6 ./... | tee bench.txt
+	bench/run.sh full
+
+.PHONY: bench-compare
+bench-compare: deps ## Compare evaldb with raw pgx, GORM, bun, Prisma 7 and pgbench on one server (bench/out/table.md).
+	bench/run.sh full
+
+.PHONY: bench-smoke
+bench-smoke: deps ## Run every comparative benchmark once, plus the bench tests (BENCH_PRISMA=1 adds Prisma).
+	bench/run.sh smoke
