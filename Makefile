@@ -33,8 +33,10 @@ verify: ## Fail on generated-code drift, go.mod drift, go vet or staticcheck fin
 	cd bench && $(GO) tool -modfile=../tools/go.mod staticcheck ./...
 
 .PHONY: test
-test: deps ## Run every test, integration tests included, with the race detector.
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+test: deps ## Run every test, integration tests included, with the race detector; fail if any output shows a password.
+	set -o pipefail; $(GO) test -race -count=1 -timeout 20m -v $(PKGS) 2>&1 | tee test-output.txt | \
+		grep -v -E '^(=== (RUN|PAUSE|CONT|NAME) |[[:space:]]*--- PASS: )'
+	scripts/scan-secrets.sh test-output.txt
 	cd tools && $(GO) test -count=1 ./...
 	$(GO) test -run='^$$' -bench=. -benchtime=1x ./... > /dev/null
 	bench/run.sh smoke

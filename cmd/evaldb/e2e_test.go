@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,7 +55,12 @@ func runBinary(t *testing.T, env []string, args ...string) (stdout, stderr strin
 func TestBinaryEndToEnd(t *testing.T) {
 	t.Parallel()
 	dbURL := dbtest.GetServer(t).CreateDatabase(t) // empty: migrate has work to do
-	withPassword := strings.Replace(dbURL, "postgres@", "postgres:e2e-Secret-9@", 1)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(u.User.Username(), "e2e-Secret-9")
+	withPassword := u.String()
 	env := []string{"DATABASE_URL=" + withPassword + "&connection_limit=6&pool_timeout=15",
 		"POSTGRES_URL_NON_POOLING=", "POSTGRES_PRISMA_URL=", "DIRECT_URL=", "APP_ENV=test"}
 
