@@ -9,11 +9,20 @@ import (
 )
 
 // QueryName returns the sqlc name of a query ("GetEvalRun" for SQL starting
-// with "-- name: GetEvalRun :one"), or "other" for SQL without one, so that
+// with "-- name: GetEvalRun :one"), "begin", "commit" or "rollback" for the
+// statements that frame transactions, or "other" for any other SQL, so that
 // metrics have one series per query and not one per SQL text.
 func QueryName(sql string) string {
 	const prefix = "-- name: "
 	if !strings.HasPrefix(sql, prefix) {
+		switch {
+		case len(sql) >= 5 && strings.EqualFold(sql[:5], "begin"): // "begin isolation level …" too
+			return "begin"
+		case len(sql) < 16 && strings.EqualFold(sql, "commit"):
+			return "commit"
+		case len(sql) < 16 && strings.EqualFold(sql, "rollback"):
+			return "rollback"
+		}
 		return "other"
 	}
 	rest := sql[len(prefix):]

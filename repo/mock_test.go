@@ -240,12 +240,16 @@ func TestNewValidates(t *testing.T) {
 func TestQueryName(t *testing.T) {
 	t.Parallel()
 	tests := map[string]string{
-		gen.GetEvalRun:              "GetEvalRun",
-		gen.CountConnectionsByState: "CountConnectionsByState",
-		"SELECT 1":                  "other",
-		"-- name: \nSELECT 1":       "other",
-		"-- name: X :exec":          "X",
-		"-- name: Y\tSELECT":        "Y",
+		gen.GetEvalRun:                       "GetEvalRun",
+		gen.CountConnectionsByState:          "CountConnectionsByState",
+		"SELECT 1":                           "other",
+		"-- name: \nSELECT 1":                "other",
+		"-- name: X :exec":                   "X",
+		"-- name: Y\tSELECT":                 "Y",
+		"begin":                              "begin",
+		"COMMIT":                             "commit",
+		"rollback":                           "rollback",
+		"begin isolation level serializable": "begin",
 	}
 	for sql, want := range tests {
 		if got := QueryName(sql); got != want {
