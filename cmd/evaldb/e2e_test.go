@@ -16,30 +16,20 @@ import (
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
-// buildBinary builds the evaldb command once per test binary.
-var builtBinary string
-
+// binary builds the evaldb command into the test's temporary directory,
+// removed when the test ends.
 func binary(t *testing.T) string {
 	t.Helper()
-	if builtBinary != "" {
-		return builtBinary
-	}
-	dir, err := os.MkdirTemp("", "evaldb-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "evaldb")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
+	bin := filepath.Join(t.TempDir(), "evaldb")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	builtBinary = bin
 	return bin
 }
 
-func runBinary(t *testing.T, env []string, args ...string) (stdout, stderr string) {
+func runBinary(t *testing.T, bin string, env []string, args ...string) (stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(binary(t), args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
@@ -54,6 +44,7 @@ func runBinary(t *testing.T, env []string, args ...string) (stdout, stderr strin
 // each prints.
 func TestBinaryEndToEnd(t *testing.T) {
 	t.Parallel()
+	bin := binary(t)
 	dbURL := dbtest.GetServer(t).CreateDatabase(t) // empty: migrate has work to do
 	u, err := url.Parse(dbURL)
 	if err != nil {
@@ -64,22 +55,22 @@ func TestBinaryEndToEnd(t *testing.T) {
 	env := []string{"DATABASE_URL=" + withPassword + "&connection_limit=6&pool_timeout=15",
 		"POSTGRES_URL_NON_POOLING=", "POSTGRES_PRISMA_URL=", "DIRECT_URL=", "APP_ENV=test"}
 
-	out, _ := runBinary(t, env, "migrate", "up")
+	out, _ := runBinary(t, bin, env, "migrate", "up")
 	for _, want := range []string{"applied 00001_create_users_students.sql", "applied 00002_create_eval_tables.sql"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("migrate up output lacks %q:\n%s", want, out)
 		}
 	}
-	out, _ = runBinary(t, env, "migrate", "status")
+	out, _ = runBinary(t, bin, env, "migrate", "status")
 	if n := strings.Count(out, " applied "); n < 2 {
 		t.Errorf("migrate status shows %d applied migrations, want all:\n%s", n, out)
 	}
-	out, _ = runBinary(t, env, "migrate")
+	out, _ = runBinary(t, bin, env, "migrate")
 	if !strings.Contains(out, "up to date") {
 		t.Errorf("second migrate output = %q, want it to say the schema is up to date", out)
 	}
 
-	out, _ = runBinary(t, env, "demo", "-runs", "3", "-results", "20", "-students", "2",
+	out, _ = runBinary(t, bin, env, "demo", "-runs", "3", "-results", "20", "-students", "2",
 		"-student-metrics", "4", "-readers", "4", "-reads", "200", "-progress=false")
 	for _, re := range []string{
 		`evaldb demo: 3 runs × 20 results, 2 students × 4 metrics, 200 reads by 4 goroutines`,
@@ -99,14 +90,14 @@ func TestBinaryEndToEnd(t *testing.T) {
 		t.Errorf("demo should report 90 rows written:\n%s", out)
 	}
 
-	out, _ = runBinary(t, env, "stats")
+	out, _ = runBinary(t, bin, env, "stats")
 	for _, want := range []string{"max connections", "6", "DATABASE CONNECTIONS BY STATE", "total"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stats output lacks %q:\n%s", want, out)
 		}
 	}
 
-	out, _ = runBinary(t, env, "config")
+	out, _ = runBinary(t, bin, env, "config")
 	for _, want := range []string{"environment", "test", "DATABASE_URL", "max_conns", "pool_timeout", "15s", "url: connection_limit"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("config output lacks %q:\n%s", want, out)
