@@ -17,7 +17,8 @@ import (
 // executor is the layer between the typed accessors and the connections:
 // it adds the per-statement deadline (socket_timeout), retries once a
 // statement that failed before anything was sent (a pooled connection that
-// died while idle), and translates driver errors with dberr.Translate.
+// died while idle), and translates driver errors with dberr.TranslateCtx
+// (a statement the server cancelled because its ctx ended wraps ctx.Err()).
 // Statements that may have reached the server are never retried.
 //
 // It is safe for concurrent use when db is.
@@ -72,7 +73,7 @@ func (e *executor) Exec(ctx context.Context, sql string, args ...any) (pgconn.Co
 		e.noteRetry(ctx, sql, err)
 		tag, err = e.db.Exec(ctx, sql, args...)
 	}
-	return tag, dberr.Translate(err)
+	return tag, dberr.TranslateCtx(ctx, err)
 }
 
 // Query runs a query, retrying once if it was never sent (whether the
@@ -88,11 +89,11 @@ func (e *executor) Query(ctx context.Context, sql string, args ...any) (pgx.Rows
 		rows, err = e.db.Query(ctx, sql, args...)
 	}
 	if err != nil {
+		err = dberr.TranslateCtx(ctx, err)
 		cancel()
-		err = dberr.Translate(err)
 		return errRows{err}, err
 	}
-	return &execRows{Rows: rows, e: e, ctx: ctx, cancel: cancel, sql: sql, args: args}, nil
+	return &execRows{Rows: rows, e: e, ctx: ctx, cancel: cancel, sql: sql, args: args, errCtx: ctx}, nil
 }
 
 // QueryRow runs a query whose first row Scan reads; an error (translated)
@@ -108,13 +109,13 @@ func (e *executor) CopyFrom(ctx context.Context, table pgx.Identifier, cols []st
 	ctx, cancel := e.bound(ctx)
 	defer cancel()
 	n, err := e.db.CopyFrom(ctx, table, cols, src)
-	return n, dberr.Translate(err)
+	return n, dberr.TranslateCtx(ctx, err)
 }
 
 // SendBatch sends a batch; it is never retried. The deadline ends at Close.
 func (e *executor) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	ctx, cancel := e.bound(ctx)
-	return &execBatch{br: e.db.SendBatch(ctx, b), cancel: cancel}
+	return &execBatch{br: e.db.SendBatch(ctx, b), ctx: ctx, cancel: cancel}
 }
 
 // Begin starts a transaction. The deadline bounds BEGIN only, as pgx's
@@ -141,7 +142,7 @@ func (e *executor) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, err
 	} else {
 		return nil, errors.New("repo: this executor cannot set transaction options (no BeginTx)")
 	}
-	return tx, dberr.Translate(err)
+	return tx, dberr.TranslateCtx(ctx, err)
 }
 
 type execRows struct {
@@ -153,6 +154,11 @@ type execRows struct {
 	args   []any
 	seen   bool // a row was returned: never retry
 	tried  bool
+	// errCtx is what Err translates with: ctx, or once the rows released
+	// ctx while it was still live, a ctx that never ends, so that our own
+	// cancel does not pass a server-side cancellation (statement_timeout)
+	// off as the caller's.
+	errCtx context.Context
 }
 
 func (r *execRows) Next() bool {
@@ -175,16 +181,24 @@ func (r *execRows) Next() bool {
 		r.Rows = rows
 		return r.Next()
 	}
-	r.cancel()
+	r.release()
 	return false
 }
 
 func (r *execRows) Close() {
 	r.Rows.Close()
+	r.release()
+}
+
+// release ends the statement's deadline.
+func (r *execRows) release() {
+	if r.ctx.Err() == nil {
+		r.errCtx = context.WithoutCancel(r.ctx)
+	}
 	r.cancel()
 }
 
-func (r *execRows) Err() error { return dberr.Translate(r.Rows.Err()) }
+func (r *execRows) Err() error { return dberr.TranslateCtx(r.errCtx, r.Rows.Err()) }
 
 type execRow struct {
 	row    pgx.Row
@@ -202,31 +216,44 @@ func (r *execRow) Scan(dest ...any) error {
 		r.e.noteRetry(r.ctx, r.sql, err)
 		err = r.e.db.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...)
 	}
-	return dberr.Translate(err)
+	return dberr.TranslateCtx(r.ctx, err)
 }
 
 type execBatch struct {
 	br     pgx.BatchResults
+	ctx    context.Context
 	cancel context.CancelFunc
 }
 
 func (b *execBatch) Exec() (pgconn.CommandTag, error) {
 	tag, err := b.br.Exec()
-	return tag, dberr.Translate(err)
+	return tag, dberr.TranslateCtx(b.ctx, err)
 }
 
 func (b *execBatch) Query() (pgx.Rows, error) {
 	rows, err := b.br.Query()
-	return rows, dberr.Translate(err)
+	return rows, dberr.TranslateCtx(b.ctx, err)
 }
 
-func (b *execBatch) QueryRow() pgx.Row { return translatedRow{b.br.QueryRow()} }
+func (b *execBatch) QueryRow() pgx.Row { return translatedRow{ctx: b.ctx, row: b.br.QueryRow()} }
 
 func (b *execBatch) Close() error {
 	defer b.cancel()
-	return dberr.Translate(b.br.Close())
+	return dberr.TranslateCtx(b.ctx, b.br.Close())
 }
 
-type translatedRow struct{ row pgx.Row }
+// translatedRow applies translate (dberr.TranslateCtx when nil) to the
+// error of Scan.
+type translatedRow struct {
+	ctx       context.Context
+	row       pgx.Row
+	translate func(context.Context, error) error
+}
 
-func (r translatedRow) Scan(dest ...any) error { return dberr.Translate(r.row.Scan(dest...)) }
+func (r translatedRow) Scan(dest ...any) error {
+	translate := r.translate
+	if translate == nil {
+		translate = dberr.TranslateCtx
+	}
+	return translate(r.ctx, r.row.Scan(dest...))
+}

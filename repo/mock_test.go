@@ -294,3 +294,62 @@ func TestTxOptionsMaxWaitFollowsPoolTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestQueryCanceledIsContextError: a statement the server cancelled
+// (57014) reports the caller's context error when that context is done,
+// and stays the server's error otherwise, also after the executor released
+// its own per-statement deadline.
+func TestQueryCanceledIsContextError(t *testing.T) {
+	t.Parallel()
+	qc := &pgconn.PgError{Code: "57014", Message: "canceling statement due to user request"}
+	t.Run("CanceledCtx", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithCancel(context.Background())
+		r, err := New(cancelingExec{cancel: cancel, err: qc}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.DB().Exec(ctx, "SELECT pg_sleep(60)")
+		var pgErr *pgconn.PgError
+		if !errors.Is(err, context.Canceled) || !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+			t.Errorf("Exec = %v, want context.Canceled wrapping the 57014 PgError", err)
+		}
+	})
+	t.Run("LiveCtxRowsAfterDeadlineReleased", func(t *testing.T) {
+		t.Parallel()
+		mock, err := pgxmock.NewPool(pgxmock.QueryMatcherOption(pgxmock.QueryMatcherEqual))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mock.Close()
+		r, err := New(mock, &Config{QueryTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mock.ExpectQuery("SELECT 1").WillReturnRows(mock.NewRows([]string{"x"}).AddRow(1).CloseError(qc))
+		rows, err := r.DB().Query(context.Background(), "SELECT 1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+		}
+		err = rows.Err()
+		rows.Close()
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, qc) {
+			t.Errorf("Rows.Err = %v, want the 57014 PgError alone (statement_timeout, not the caller)", err)
+		}
+	})
+}
+
+// cancelingExec's Exec cancels the caller's context and then fails with
+// err, as a statement answered by the server's cancellation does.
+type cancelingExec struct {
+	DBTX
+	cancel context.CancelFunc
+	err    error
+}
+
+func (c cancelingExec) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	c.cancel()
+	return pgconn.CommandTag{}, c.err
+}

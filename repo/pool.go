@@ -173,6 +173,10 @@ func (b *releaseBatch) Close() error {
 	return err
 }
 
+// releaseTx returns the connection to the pool at Commit or Rollback. Its
+// statements' errors go through dberr.WithContext: a statement the server
+// cancelled because its ctx ended (see Open) reports ctx.Err(), as pgx's
+// default context handling did.
 type releaseTx struct {
 	pgx.Tx
 	once    sync.Once
@@ -182,14 +186,72 @@ type releaseTx struct {
 func (t *releaseTx) Commit(ctx context.Context) error {
 	err := t.Tx.Commit(ctx)
 	t.once.Do(t.release)
-	return err
+	return dberr.WithContext(ctx, err)
 }
 
 func (t *releaseTx) Rollback(ctx context.Context) error {
 	err := t.Tx.Rollback(ctx)
 	t.once.Do(t.release)
-	return err
+	return dberr.WithContext(ctx, err)
 }
+
+func (t *releaseTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tag, err := t.Tx.Exec(ctx, sql, args...)
+	return tag, dberr.WithContext(ctx, err)
+}
+
+func (t *releaseTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	rows, err := t.Tx.Query(ctx, sql, args...)
+	if err != nil {
+		return rows, dberr.WithContext(ctx, err)
+	}
+	return ctxRows{Rows: rows, ctx: ctx}, nil
+}
+
+func (t *releaseTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return translatedRow{ctx: ctx, row: t.Tx.QueryRow(ctx, sql, args...), translate: dberr.WithContext}
+}
+
+func (t *releaseTx) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
+	n, err := t.Tx.CopyFrom(ctx, table, cols, src)
+	return n, dberr.WithContext(ctx, err)
+}
+
+func (t *releaseTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	return ctxBatch{BatchResults: t.Tx.SendBatch(ctx, b), ctx: ctx}
+}
+
+// ctxRows and ctxBatch apply dberr.WithContext to a transaction's results.
+type ctxRows struct {
+	pgx.Rows
+	ctx context.Context
+}
+
+func (r ctxRows) Err() error { return dberr.WithContext(r.ctx, r.Rows.Err()) }
+
+type ctxBatch struct {
+	pgx.BatchResults
+	ctx context.Context
+}
+
+func (b ctxBatch) Exec() (pgconn.CommandTag, error) {
+	tag, err := b.BatchResults.Exec()
+	return tag, dberr.WithContext(b.ctx, err)
+}
+
+func (b ctxBatch) Query() (pgx.Rows, error) {
+	rows, err := b.BatchResults.Query()
+	if err != nil {
+		return rows, dberr.WithContext(b.ctx, err)
+	}
+	return ctxRows{Rows: rows, ctx: b.ctx}, nil
+}
+
+func (b ctxBatch) QueryRow() pgx.Row {
+	return translatedRow{ctx: b.ctx, row: b.BatchResults.QueryRow(), translate: dberr.WithContext}
+}
+
+func (b ctxBatch) Close() error { return dberr.WithContext(b.ctx, b.BatchResults.Close()) }
 
 type errRow struct{ err error }
 

@@ -184,6 +184,7 @@ func (r *Repo) openReplica(ctx context.Context, i int, u string) (*replica, erro
 	pcfg := st.Pool.Copy()
 	pcfg.ConnConfig.Tracer = &tracer{log: r.log, level: r.level(), slow: r.slow(), metrics: r.metrics, scrub: st.url.Scrub}
 	pcfg.AfterConnect = registerTypes(pcfg.AfterConnect)
+	cancelOnDone(pcfg.ConnConfig)
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("repo: create pool for replica %s: %w", st.Redacted, scrubbed(err, st.url))

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
 
@@ -64,6 +66,7 @@ func Open(ctx context.Context, cfg *Config) (*Repo, error) {
 	pcfg := s.Pool.Copy()
 	pcfg.ConnConfig.Tracer = &tracer{log: r.log, level: r.level(), slow: r.slow(), metrics: r.metrics, scrub: s.url.Scrub}
 	pcfg.AfterConnect = registerTypes(pcfg.AfterConnect)
+	cancelOnDone(pcfg.ConnConfig)
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("repo: create pool for %s: %w", s.Redacted, scrubbed(err, s.url))
@@ -215,6 +218,32 @@ func registerTypes(next func(context.Context, *pgx.Conn) error) func(context.Con
 	}
 }
 
+// cancelGrace is how long a statement whose ctx ended has to come back
+// after its cancel request before its connection is closed instead (pgconn's
+// DeadlineDelay). The server answers a cancel request at once, so only a
+// stalled network or server waits this long.
+const cancelGrace = time.Second
+
+// cancelOnDone makes a pool's connections stop a statement whose ctx ends
+// the way psql's Ctrl-C does: pgconn's CancelRequestContextWatcherHandler
+// sends a cancel request at once (CancelRequestDelay 0), the server answers
+// the statement with SQLSTATE 57014 and the connection stays usable. pgx's
+// default handler closes the connection instead, so every cancelled
+// statement cost a new connection. The call returns about 100 ms after the
+// cancel: pgconn waits that long after sending the cancel request so that it
+// cannot hit the connection's next statement. The executor (with
+// dberr.TranslateCtx) and releaseTx (with dberr.WithContext) turn the 57014
+// into ctx.Err(). When no answer comes within cancelGrace (a stalled link),
+// the connection's deadline closes it, so the caller is never held longer
+// than that past its ctx. Not for the cache's LISTEN connection, whose
+// waits end by ctx on purpose and must not cost a cancel request and
+// cancelGrace each.
+func cancelOnDone(cc *pgx.ConnConfig) {
+	cc.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, CancelRequestDelay: 0, DeadlineDelay: cancelGrace}
+	}
+}
+
 // Ping checks that the database answers, waiting at most the pool timeout
 // for a connection. It is what a health check should call. Safe for
 // concurrent use.
@@ -223,7 +252,7 @@ func (r *Repo) Ping(ctx context.Context) error {
 	if !ok {
 		return errors.New("repo: Ping: the executor given to New has no Ping method")
 	}
-	return dberr.Translate(p.Ping(ctx))
+	return dberr.TranslateCtx(ctx, p.Ping(ctx))
 }
 
 // Close stops the cache and closes the pool of a Repo made by Open, waiting

@@ -236,7 +236,7 @@ func attemptOnce(ctx context.Context, db Beginner, o *Options, attempt int, fn f
 			return false, fmt.Errorf("begin transaction: %w: no connection and BEGIN within Options.MaxWait (%s): %w",
 				dberr.ErrPoolTimeout, o.MaxWait, err)
 		}
-		terr := dberr.Translate(err)
+		terr := dberr.TranslateCtx(ctx, err)
 		return ctx.Err() == nil && isConnFailure(terr), fmt.Errorf("begin transaction: %w", terr)
 	}
 
@@ -324,13 +324,15 @@ func rollback(ctx context.Context, o *Options, tx pgx.Tx) {
 }
 
 // classify translates a failure before COMMIT took effect and says whether
-// it may be retried.
+// it may be retried. A statement the server cancelled (57014) because ctx
+// or txCtx ended wraps that context's error (dberr.TranslateCtx) and is
+// never retried.
 func classify(ctx, txCtx context.Context, o *Options, err error) (retry bool, _ error) {
 	if ctx.Err() != nil {
-		return false, dberr.Translate(err)
+		return false, dberr.TranslateCtx(ctx, err)
 	}
 	if txCtx.Err() != nil {
-		return false, fmt.Errorf("%w after Options.Timeout (%s): %w", ErrTimeout, o.Timeout, dberr.Translate(err))
+		return false, fmt.Errorf("%w after Options.Timeout (%s): %w", ErrTimeout, o.Timeout, dberr.TranslateCtx(txCtx, err))
 	}
 	terr := dberr.Translate(err)
 	var pgErr *pgconn.PgError

@@ -98,6 +98,43 @@ func Translate(err error) error {
 	return err
 }
 
+// CodeQueryCanceled is the SQLSTATE of a statement the server cancelled
+// (query_canceled): on a cancel request, or when statement_timeout or
+// lock_timeout ran out.
+const CodeQueryCanceled = "57014"
+
+// TranslateCtx is Translate for the error of a statement run under ctx,
+// followed by WithContext. It is what repo's executor and txn use.
+func TranslateCtx(ctx context.Context, err error) error {
+	return WithContext(ctx, Translate(err))
+}
+
+// WithContext makes the server's cancellation of a statement look like
+// what it is when ctx is done: repo's pools cancel a statement whose
+// context ends with a cancel request (pgconn's
+// CancelRequestContextWatcherHandler), which keeps the connection
+// reusable, so the statement fails with SQLSTATE 57014 rather than with a
+// context error. When ctx is done and err carries a 57014
+// *pgconn.PgError, the result wraps both ctx.Err() (so errors.Is(err,
+// context.Canceled) or context.DeadlineExceeded holds) and err (so
+// errors.As still finds the PgError). A 57014 under a live ctx
+// (statement_timeout, a cancel sent by someone else) and every other error
+// come back unchanged, as does nil.
+func WithContext(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	cerr := ctx.Err()
+	if cerr == nil || errors.Is(err, cerr) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != CodeQueryCanceled {
+		return err
+	}
+	return fmt.Errorf("%w: %w", cerr, err)
+}
+
 // IsConnectionClass reports whether a SQLSTATE means the session is gone:
 // class 08 (connection exception) and 57P01-57P03 (admin shutdown, crash
 // shutdown, cannot connect now).

@@ -45,8 +45,9 @@ func awaitReturn(t *testing.T, done <-chan error, bound time.Duration, what stri
 
 // TestCancelMidQuery cancels the context of a long query (pg_sleep(60))
 // once the server runs it: the call returns with context.Canceled, the
-// statement stops on the server too, and the pool (of one connection) runs
-// the next query at once.
+// statement stops on the server too (it is gone from pg_stat_activity), and
+// the pool (of one connection) runs the next query at once on the same
+// backend: the connection is reused, not replaced.
 func TestCancelMidQuery(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -89,12 +90,12 @@ func TestCancelMidQuery(t *testing.T) {
 		if !waitFor(10*time.Second, func() bool { n, err := runningQueries(ctx, admin, marker); return err == nil && n == 0 }) {
 			t.Errorf("round %d: the cancelled statement still runs on the server 10 s after the cancel", i)
 		}
-		// The pool of one is usable at once. pgx's default context handling
-		// (DeadlineContextWatcherHandler) closes the cancelled connection,
-		// after sending a cancel request, so the next query runs on a new
-		// backend; RELIABILITY.md says so.
+		// The pool of one is usable at once, on the same connection: repo
+		// cancels with a cancel request (CancelRequestContextWatcherHandler)
+		// and keeps the connection, where pgx's default handling closed it.
 		if got := pid(); got != first {
 			replaced++
+			t.Errorf("round %d: the next query ran on backend %d, want %d: the cancelled connection was not reused", i, got, first)
 			first = got
 		}
 	}
