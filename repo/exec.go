@@ -232,8 +232,20 @@ func (b *execBatch) Exec() (pgconn.CommandTag, error) {
 
 func (b *execBatch) Query() (pgx.Rows, error) {
 	rows, err := b.br.Query()
+	if rows != nil {
+		rows = translatedRows{Rows: rows, ctx: b.ctx}
+	}
 	return rows, dberr.TranslateCtx(b.ctx, err)
 }
+
+// translatedRows translates the error its Err reports, for the rows of a
+// batch's queries (whose failures surface there, not at Query).
+type translatedRows struct {
+	pgx.Rows
+	ctx context.Context
+}
+
+func (r translatedRows) Err() error { return dberr.TranslateCtx(r.ctx, r.Rows.Err()) }
 
 func (b *execBatch) QueryRow() pgx.Row { return translatedRow{ctx: b.ctx, row: b.br.QueryRow()} }
 

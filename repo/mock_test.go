@@ -353,3 +353,30 @@ func (c cancelingExec) Exec(context.Context, string, ...any) (pgconn.CommandTag,
 	c.cancel()
 	return pgconn.CommandTag{}, c.err
 }
+
+// TestBatchRowsErrTranslated checks that a failure reported by a batched
+// query's rows comes back translated, as from any other statement.
+func TestBatchRowsErrTranslated(t *testing.T) {
+	t.Parallel()
+	mock, r := setupMock(t)
+	id := uuid.New()
+	b := mock.ExpectBatch()
+	b.ExpectQuery(gen.ListEvalMetrics).WithArgs(id).WillReturnRows(
+		mock.NewRows([]string{"run_id", "name", "value"}).AddRow(id, "accuracy", 0.5).
+			RowError(0, &pgconn.PgError{Code: "23505", ConstraintName: "eval_metrics_pkey"}))
+	batch := &pgx.Batch{}
+	batch.Queue(gen.ListEvalMetrics, id)
+	br := r.DB().SendBatch(context.Background(), batch)
+	rows, err := br.Query()
+	if err != nil {
+		t.Fatalf("Query() error = %v", err)
+	}
+	// pgxmock reports a row's error while that row is current.
+	rows.Next()
+	var conflict *ConflictError
+	if err := rows.Err(); !errors.As(err, &conflict) || conflict.Constraint != "eval_metrics_pkey" {
+		t.Errorf("rows.Err() = %v, want a *ConflictError naming eval_metrics_pkey", err)
+	}
+	rows.Close()
+	_ = br.Close()
+}
