@@ -128,7 +128,13 @@ func Parse(raw string) (*URL, error) {
 	}
 	scheme, _, ok := strings.Cut(raw, "://")
 	if !ok || (scheme != "postgres" && scheme != "postgresql") {
-		return nil, &Error{Param: "url", Reason: fmt.Sprintf("%s is not a postgres:// or postgresql:// URL", Redact(raw))}
+		// Say nothing of the URL beyond its scheme: whatever follows may be a
+		// password in a shape no redaction recognises.
+		what := "it has no scheme"
+		if ok && schemeRe.MatchString(scheme) {
+			what = "its scheme is " + strconv.Quote(scheme)
+		}
+		return nil, &Error{Param: "url", Reason: "not a postgres:// or postgresql:// URL (" + what + ")"}
 	}
 	pu, err := url.Parse(raw)
 	if err != nil {
@@ -269,6 +275,7 @@ func seconds(param, v, zero string) (*time.Duration, error) {
 }
 
 var (
+	schemeRe   = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]{0,31}$`)
 	userinfoRe = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://[^:@/]*):.*@`)
 	pwParamRe  = regexp.MustCompile(`(?i)((?:^|[?&\s])(?:ssl)?password=)[^&\s]*`)
 )
@@ -277,7 +284,7 @@ var (
 // password= parameter) replaced by "xxxxx". It works on malformed URLs too,
 // erring on the side of hiding too much.
 func Redact(raw string) string {
-	if pu, err := url.Parse(raw); err == nil && pu.Scheme != "" {
+	if pu, err := url.Parse(raw); err == nil && (pu.Scheme != "" || pu.User != nil) {
 		pw, _ := pu.User.Password()
 		out := pwParamRe.ReplaceAllString(pu.Redacted(), "${1}xxxxx")
 		return scrub(out, pw)
