@@ -73,7 +73,7 @@ func (p *pooled) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 		c.Release()
 		return errRows{err}, err
 	}
-	return &releaseRows{Rows: rows, release: c.Release}, nil
+	return &doneRows{Rows: rows, done: c.Release}, nil
 }
 
 func (p *pooled) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
@@ -81,7 +81,7 @@ func (p *pooled) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row 
 	if err != nil {
 		return errRow{err}
 	}
-	return &releaseRow{row: c.QueryRow(ctx, sql, args...), release: c.Release}
+	return &doneRow{row: c.QueryRow(ctx, sql, args...), done: c.Release}
 }
 
 func (p *pooled) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
@@ -98,7 +98,7 @@ func (p *pooled) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if err != nil {
 		return errBatch{err}
 	}
-	return &releaseBatch{BatchResults: c.SendBatch(ctx, b), release: c.Release}
+	return &doneBatch{BatchResults: c.SendBatch(ctx, b), done: c.Release}
 }
 
 func (p *pooled) Begin(ctx context.Context) (pgx.Tx, error) {
@@ -130,15 +130,16 @@ func (p *pooled) Ping(ctx context.Context) error {
 	return c.Ping(ctx)
 }
 
-// releaseRows returns the connection to the pool once the rows are closed
-// (explicitly or by reading them to the end).
-type releaseRows struct {
+// doneRows calls done once when the rows are closed (explicitly or by
+// reading them to the end): the pool releases its connection, the replica
+// router records the write's WAL position.
+type doneRows struct {
 	pgx.Rows
-	once    sync.Once
-	release func()
+	once sync.Once
+	done func()
 }
 
-func (r *releaseRows) Next() bool {
+func (r *doneRows) Next() bool {
 	if r.Rows.Next() {
 		return true
 	}
@@ -146,30 +147,32 @@ func (r *releaseRows) Next() bool {
 	return false
 }
 
-func (r *releaseRows) Close() {
+func (r *doneRows) Close() {
 	r.Rows.Close()
-	r.once.Do(r.release)
+	r.once.Do(r.done)
 }
 
-type releaseRow struct {
-	row     pgx.Row
-	release func()
+// doneRow calls done after Scan.
+type doneRow struct {
+	row  pgx.Row
+	done func()
 }
 
-func (r *releaseRow) Scan(dest ...any) error {
-	defer r.release()
+func (r *doneRow) Scan(dest ...any) error {
+	defer r.done()
 	return r.row.Scan(dest...)
 }
 
-type releaseBatch struct {
+// doneBatch calls done once after Close.
+type doneBatch struct {
 	pgx.BatchResults
-	once    sync.Once
-	release func()
+	once sync.Once
+	done func()
 }
 
-func (b *releaseBatch) Close() error {
+func (b *doneBatch) Close() error {
 	err := b.BatchResults.Close()
-	b.once.Do(b.release)
+	b.once.Do(b.done)
 	return err
 }
 

@@ -181,16 +181,12 @@ func (r *Repo) openReplica(ctx context.Context, i int, u string) (*replica, erro
 	if err != nil {
 		return nil, fmt.Errorf("repo: Config.ReplicaURLs[%d]: %w", i, err)
 	}
-	pcfg := st.Pool.Copy()
-	pcfg.ConnConfig.Tracer = &tracer{log: r.log, level: r.level(), slow: r.slow(), metrics: r.metrics, scrub: st.url.Scrub}
-	pcfg.AfterConnect = registerTypes(pcfg.AfterConnect)
-	cancelOnDone(pcfg.ConnConfig)
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	pool, pooled, err := r.newPool(ctx, st)
 	if err != nil {
 		return nil, fmt.Errorf("repo: create pool for replica %s: %w", st.Redacted, scrubbed(err, st.url))
 	}
-	rep := &replica{name: fmt.Sprintf("%s:%d", pcfg.ConnConfig.Host, pcfg.ConnConfig.Port), pool: pool,
-		pooled: &pooled{pool: pool, timeout: st.PoolTimeout, maxConns: st.MaxConns}}
+	cc := st.Pool.ConnConfig
+	rep := &replica{name: fmt.Sprintf("%s:%d", cc.Host, cc.Port), pool: pool, pooled: pooled}
 	rep.exec = &executor{db: rep.pooled, timeout: cmp.Or(r.cfg.QueryTimeout, st.QueryTimeout), log: r.log, level: r.level()}
 	rep.reason = "not checked yet"
 	return rep, nil
@@ -603,7 +599,7 @@ func (w *writer) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 		w.after(ctx, sql)
 		return rows, err
 	}
-	return &notedRows{Rows: rows, note: func() { w.after(ctx, sql) }}, nil
+	return &doneRows{Rows: rows, done: func() { w.after(ctx, sql) }}, nil
 }
 
 func (w *writer) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
@@ -611,7 +607,7 @@ func (w *writer) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row 
 	if readOnlySQL(sql) {
 		return row
 	}
-	return &notedRow{row: row, note: func() { w.after(ctx, sql) }}
+	return &doneRow{row: row, done: func() { w.after(ctx, sql) }}
 }
 
 func (w *writer) CopyFrom(ctx context.Context, t pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
@@ -621,7 +617,7 @@ func (w *writer) CopyFrom(ctx context.Context, t pgx.Identifier, cols []string, 
 }
 
 func (w *writer) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	return &notedBatch{BatchResults: w.e.SendBatch(ctx, b), note: func() { _ = w.s.noteWrite(ctx) }}
+	return &doneBatch{BatchResults: w.e.SendBatch(ctx, b), done: func() { _ = w.s.noteWrite(ctx) }}
 }
 
 func (w *writer) Begin(ctx context.Context) (pgx.Tx, error) {
@@ -640,48 +636,6 @@ func (w *writer) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error
 
 // Ping pings the primary.
 func (w *writer) Ping(ctx context.Context) error { return w.s.r.Ping(ctx) }
-
-type notedRows struct {
-	pgx.Rows
-	once sync.Once
-	note func()
-}
-
-func (r *notedRows) Next() bool {
-	if r.Rows.Next() {
-		return true
-	}
-	r.Close()
-	return false
-}
-
-func (r *notedRows) Close() {
-	r.Rows.Close()
-	r.once.Do(r.note)
-}
-
-type notedRow struct {
-	row  pgx.Row
-	note func()
-}
-
-func (r *notedRow) Scan(dest ...any) error {
-	err := r.row.Scan(dest...)
-	r.note()
-	return err
-}
-
-type notedBatch struct {
-	pgx.BatchResults
-	once sync.Once
-	note func()
-}
-
-func (b *notedBatch) Close() error {
-	err := b.BatchResults.Close()
-	b.once.Do(b.note)
-	return err
-}
 
 type notedTx struct {
 	pgx.Tx

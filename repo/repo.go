@@ -63,25 +63,20 @@ func Open(ctx context.Context, cfg *Config) (*Repo, error) {
 	}
 	r.settings = s
 	r.exec.timeout = cmp.Or(cfg.QueryTimeout, s.QueryTimeout)
-	pcfg := s.Pool.Copy()
-	pcfg.ConnConfig.Tracer = &tracer{log: r.log, level: r.level(), slow: r.slow(), metrics: r.metrics, scrub: s.url.Scrub}
-	pcfg.AfterConnect = registerTypes(pcfg.AfterConnect)
-	cancelOnDone(pcfg.ConnConfig)
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	pool, pooled, err := r.newPool(ctx, s)
 	if err != nil {
 		return nil, fmt.Errorf("repo: create pool for %s: %w", s.Redacted, scrubbed(err, s.url))
 	}
-	r.pool = pool
-	r.pooled = &pooled{pool: pool, timeout: s.PoolTimeout, maxConns: s.MaxConns}
+	r.pool, r.pooled = pool, pooled
 	r.exec.db = r.pooled
 	r.stat = pool.Stat
 	// The first ping dials: connect_timeout and ctx bound it, not the pool
 	// timeout (which is about waiting for a busy pool).
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, unreachable(pcfg, s, err)
+		return nil, unreachable(s.Pool, s, err)
 	}
-	r.regKey = registryKey(pcfg)
+	r.regKey = registryKey(s.Pool)
 	// Logged whatever the level, like slow queries: in production is where
 	// a pool per request does its damage.
 	if n := registry.open(r.regKey); n >= manyPools {
@@ -203,6 +198,22 @@ func (r *Repo) Metrics() *Metrics { return r.metrics }
 // Cache returns the read cache behind Queries (for Invalidate, Stats and
 // its Prometheus Collector), or nil when Config.DisableCache is set.
 func (r *Repo) Cache() *cachewrap.Cache { return r.cache }
+
+// newPool builds a pool for the translated settings s, with evaldb's tracer,
+// the uuid codec and cancel-request handling on every connection, and the
+// executor over it that bounds the wait for a connection by s.PoolTimeout.
+// The primary and every replica are built the same way.
+func (r *Repo) newPool(ctx context.Context, s *Settings) (*pgxpool.Pool, *pooled, error) {
+	pcfg := s.Pool.Copy()
+	pcfg.ConnConfig.Tracer = &tracer{log: r.log, level: r.level(), slow: r.slow(), metrics: r.metrics, scrub: s.url.Scrub}
+	pcfg.AfterConnect = registerTypes(pcfg.AfterConnect)
+	cancelOnDone(pcfg.ConnConfig)
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pool, &pooled{pool: pool, timeout: s.PoolTimeout, maxConns: s.MaxConns}, nil
+}
 
 // registerTypes teaches each new connection to encode and decode
 // github.com/google/uuid.UUID (gen's uuid type) directly. pgx 5.11 otherwise
