@@ -63,6 +63,10 @@ bench: deps ## Run the library's benchmarks, then the comparison with pgx, GORM,
 bench-compare: deps ## Compare evaldb with raw pgx, GORM, bun, Prisma 7 and pgbench on one server (bench/out/table.md).
 	bench/run.sh full
 
+.PHONY: bench-scale
+bench-scale: deps ## Cost curves: every read and RecordEvalRun at 10^4..10^7 eval_results rows (bench/out/scale; not in CI, about an hour).
+	cd bench && $(GO) run ./cmd/benchscale -out out/scale $(if $(SIZES),-sizes $(SIZES))
+
 .PHONY: bench-smoke
 bench-smoke: deps ## Run every comparative benchmark once, plus the bench tests (BENCH_PRISMA=1 adds Prisma).
 	bench/run.sh smoke

@@ -82,11 +82,11 @@ func Prepare(ctx context.Context, adminURL string) (string, error) {
 	if err := fill(ctx, conn); err != nil {
 		return "", err
 	}
-	return withDatabase(adminURL, DatabaseName), nil
+	return WithDatabase(adminURL, DatabaseName), nil
 }
 
-// withDatabase replaces the path (database name) of a postgres:// URL.
-func withDatabase(u, db string) string {
+// WithDatabase replaces the path (database name) of a postgres:// URL.
+func WithDatabase(u, db string) string {
 	rest := ""
 	if i := strings.IndexByte(u, '?'); i >= 0 {
 		u, rest = u[:i], u[i:]
