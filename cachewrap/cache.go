@@ -42,6 +42,12 @@ type Options struct {
 	// RefreshTimeout bounds a background stale-while-revalidate refresh,
 	// which outlives the read that started it. Default 30 seconds.
 	RefreshTimeout time.Duration
+	// LoadTimeout bounds a load that concurrent misses of one key share.
+	// It runs under a context of its own (so the first caller giving up
+	// does not fail the others), and each caller waits for it at most until
+	// its own context ends. Package repo sets it to the per-statement
+	// deadline (socket_timeout) when there is one. Default RefreshTimeout.
+	LoadTimeout time.Duration
 	// Now is the clock deciding freshness; tests set it. Default: the
 	// monotonic clock.
 	Now func() time.Time
@@ -94,9 +100,12 @@ type Cache struct {
 	now     func() time.Time // nil: monotonic time since base
 	base    time.Time
 	refresh time.Duration
-	sf      singleflight.Group
-	bg      sync.WaitGroup
-	m       counters
+	// loadTimeout bounds a shared load (Options.LoadTimeout).
+	loadTimeout time.Duration
+	sf          singleflight.Group
+	waiting     atomic.Int64 // callers waiting for a shared load (for tests)
+	bg          sync.WaitGroup
+	m           counters
 }
 
 // entryOverhead approximates the bytes of an entry beyond its key and value:
@@ -125,12 +134,15 @@ func New(q gen.Querier, opts *Options) (*Cache, error) {
 		return nil, fmt.Errorf("cachewrap: NumCounters must be > 0 (got %d)", o.NumCounters)
 	case o.RefreshTimeout < 0:
 		return nil, fmt.Errorf("cachewrap: RefreshTimeout must be > 0 (got %s)", o.RefreshTimeout)
+	case o.LoadTimeout < 0:
+		return nil, fmt.Errorf("cachewrap: LoadTimeout must be > 0 (got %s)", o.LoadTimeout)
 	}
 	o.MaxBytes = cmp.Or(o.MaxBytes, 64<<20)
 	o.TTL = cmp.Or(o.TTL, time.Minute)
 	o.NumCounters = cmp.Or(o.NumCounters, max(o.MaxBytes/100, 1000))
 	o.RefreshTimeout = cmp.Or(o.RefreshTimeout, 30*time.Second)
-	c := &Cache{q: q, seed: maphash.MakeSeed(), now: o.Now, base: time.Now(), refresh: o.RefreshTimeout}
+	o.LoadTimeout = cmp.Or(o.LoadTimeout, o.RefreshTimeout)
+	c := &Cache{q: q, seed: maphash.MakeSeed(), now: o.Now, base: time.Now(), refresh: o.RefreshTimeout, loadTimeout: o.LoadTimeout}
 	if c.now != nil {
 		c.base = c.now()
 	}
@@ -307,22 +319,32 @@ func (c *Cache) clock() int64 {
 type loader func(ctx context.Context) (val any, size int64, err error)
 
 // load runs fn once for all concurrent misses of k and caches its result
-// unless it failed.
+// unless it failed. The shared load runs on a goroutine of its own under a
+// context of its own: ctx's values without its cancellation, bounded by
+// Options.LoadTimeout. So the caller that started it cannot cancel it for
+// the others, and each caller stops waiting when its own ctx ends. A load
+// that fails fails for every caller that waited for it; none runs the query
+// again.
 func (c *Cache) load(ctx context.Context, qid queryID, k []byte, fn loader) (any, error) {
 	key := string(k)
-	v, err, _ := c.sf.Do(key, func() (any, error) {
-		v, size, err := fn(ctx)
+	ch := c.sf.DoChan(key, func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout)
+		defer cancel()
+		v, size, err := fn(lctx)
 		if err != nil {
 			return nil, err
 		}
 		c.store(qid, key, v, size)
 		return v, nil
 	})
-	if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		// The caller whose query we shared gave up; we did not.
-		v, _, err = fn(ctx)
+	c.waiting.Add(1)
+	defer c.waiting.Add(-1)
+	select {
+	case res := <-ch:
+		return res.Val, res.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return v, err
 }
 
 func (c *Cache) store(qid queryID, key string, v any, size int64) {

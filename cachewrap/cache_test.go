@@ -405,11 +405,11 @@ func TestTxReadsBypassCache(t *testing.T) {
 	}
 }
 
-// sharers counts goroutines inside singleflight.Group.Do.
-func sharers() int {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	return strings.Count(string(buf), "singleflight.(*Group).Do(")
+// waitSharers returns when n callers wait for a shared load.
+func waitSharers(c *Cache, n int64) {
+	for c.waiting.Load() < n {
+		runtime.Gosched()
+	}
 }
 
 func TestConcurrentMissesRunOnce(t *testing.T) {
@@ -428,9 +428,7 @@ func TestConcurrentMissesRunOnce(t *testing.T) {
 			results[i] = r
 		})
 	}
-	for sharers() < n { // all n are in Do: one runs the query, n-1 wait for it
-		runtime.Gosched()
-	}
+	waitSharers(c, n) // one load runs the query, all n wait for it
 	close(f.block)
 	wg.Wait()
 	if got := f.count("GetStudentWithMetrics"); got != 1 {
@@ -443,6 +441,78 @@ func TestConcurrentMissesRunOnce(t *testing.T) {
 		if &results[0].MetricNames[0] == &results[i].MetricNames[0] {
 			t.Errorf("results 0 and %d share a slice", i)
 		}
+	}
+}
+
+// A shared load that fails with a deadline of its own (the per-statement
+// socket_timeout on a stalled server, here LoadTimeout) fails every caller
+// that waited for it: the query runs once, not once per waiter.
+func TestConcurrentMissesOfSlowQueryRunOnce(t *testing.T) {
+	t.Parallel()
+	c, f, _ := setup(t, &Options{LoadTimeout: 50 * time.Millisecond})
+	f.hang = true
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			// Each caller's own deadline is later than the load's, and
+			// later than the previous caller's.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second+time.Duration(i)*10*time.Millisecond)
+			defer cancel()
+			_, errs[i] = c.GetStudentWithMetrics(ctx, "s")
+		})
+	}
+	wg.Wait()
+	if got := f.count("GetStudentWithMetrics"); got != 1 {
+		t.Errorf("query ran %d times for %d concurrent misses that timed out, want 1", got, n)
+	}
+	for i, err := range errs {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("caller %d: err = %v, want the shared load's deadline", i, err)
+		}
+	}
+}
+
+// The caller that started a shared load giving up neither cancels the load
+// nor fails the callers still waiting: they get its value, and each caller
+// stops waiting on its own ctx.
+func TestSharedLoadOutlivesFirstCaller(t *testing.T) {
+	t.Parallel()
+	c, f, _ := setup(t, nil)
+	f.block = make(chan struct{})
+	first, cancel := context.WithCancel(context.Background())
+	firstErr := make(chan error, 1)
+	go func() {
+		_, err := c.GetStudentWithMetrics(first, "s")
+		firstErr <- err
+	}()
+	waitSharers(c, 1)
+	const n = 5
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { _, errs[i] = c.GetStudentWithMetrics(context.Background(), "s") })
+	}
+	waitSharers(c, n+1)
+	cancel()
+	select {
+	case err := <-firstErr:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("first caller: err = %v, want its own context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("first caller still waits for the shared load after its ctx was cancelled")
+	}
+	close(f.block)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("waiter %d: err = %v, want the shared load's value", i, err)
+		}
+	}
+	if got := f.count("GetStudentWithMetrics"); got != 1 {
+		t.Errorf("query ran %d times, want 1", got)
 	}
 }
 

@@ -21,6 +21,10 @@ type fakeQuerier struct {
 	version int64
 	err     error
 	block   chan struct{}
+	// hang makes GetStudentWithMetrics wait until its ctx ends and fail
+	// with ctx's error, as a statement does whose per-statement deadline
+	// (socket_timeout) passes on a stalled server.
+	hang bool
 }
 
 var _ gen.Querier = (*fakeQuerier)(nil)
@@ -91,6 +95,11 @@ func (f *fakeQuerier) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (gen.
 func (f *fakeQuerier) GetStudentWithMetrics(ctx context.Context, studentID string) (gen.GetStudentWithMetricsRow, error) {
 	if f.block != nil {
 		<-f.block
+	}
+	if f.hang {
+		f.call("GetStudentWithMetrics")
+		<-ctx.Done()
+		return gen.GetStudentWithMetricsRow{}, ctx.Err()
 	}
 	v, err := f.call("GetStudentWithMetrics")
 	if err != nil {

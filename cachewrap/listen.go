@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aah/evaldb/internal/backoff"
 )
 
 // DefaultChannel is the notification channel that the triggers of
@@ -46,8 +47,8 @@ type ListenerOptions struct {
 	// Default: nil.
 	Logger *slog.Logger
 	// MinBackoff is the wait before the first reconnection attempt; it
-	// doubles after each failed attempt, up to MaxBackoff, with ±25%
-	// jitter. Default: 100 ms.
+	// doubles after each failed attempt, up to MaxBackoff, each wait
+	// jittered to between half and all of that. Default: 100 ms.
 	MinBackoff time.Duration
 	// MaxBackoff caps the wait between reconnection attempts. Default: 10 s.
 	MaxBackoff time.Duration
@@ -138,7 +139,8 @@ func NewListener(target Invalidator, opts *ListenerOptions) (*Listener, error) {
 // and returns ctx's error. Connection failures are logged and retried, never
 // returned.
 func (l *Listener) Run(ctx context.Context) error {
-	backoff := l.o.MinBackoff
+	policy := backoff.Policy{Base: l.o.MinBackoff, Max: l.o.MaxBackoff}
+	failures := 0
 	for {
 		established, err := l.session(ctx)
 		l.setListening(false)
@@ -147,25 +149,17 @@ func (l *Listener) Run(ctx context.Context) error {
 		}
 		l.connErrors.Add(1)
 		if established {
-			backoff = l.o.MinBackoff
+			failures = 0
 		}
-		wait := jitter(backoff)
+		failures++
+		wait := policy.Delay(failures)
 		l.o.Logger.WarnContext(ctx, "evaldb: cache invalidation listener lost its connection; "+
 			"reconnecting, and invalidating the whole cache once reconnected",
 			"channel", l.o.Channel, "error", err, "retry_in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := backoff.Sleep(ctx, wait); err != nil {
+			return err
 		}
-		backoff = min(backoff*2, l.o.MaxBackoff)
 	}
-}
-
-func jitter(d time.Duration) time.Duration {
-	return d*3/4 + rand.N(d/2+1)
 }
 
 // session connects, LISTENs, invalidates everything and applies

@@ -6,14 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/aah/evaldb/dberr"
 	"github.com/aah/evaldb/gen"
-	"github.com/aah/evaldb/internal/dberr"
+	"github.com/aah/evaldb/internal/backoff"
+	idberr "github.com/aah/evaldb/internal/dberr"
 )
 
 // Beginner begins a transaction. *pgxpool.Pool, *pgx.Conn, pgx.Tx (which
@@ -140,15 +141,16 @@ func (o *Options) resolve() (Options, error) {
 }
 
 var (
-	// ErrCommitUnknown means the connection was lost while COMMIT was in
-	// flight, so whether the transaction committed is unknown. Do does not
-	// retry it; the caller must find out (RecordEvalRun does so by itself).
-	// The error also wraps dberr.ErrConnClosed.
-	ErrCommitUnknown = errors.New("evaldb: connection lost during COMMIT, the transaction may or may not have committed")
+	// ErrCommitUnknown is dberr.ErrCommitUnknown: the connection was lost
+	// while COMMIT was in flight, so whether the transaction committed is
+	// unknown. Do does not retry it; the caller must find out (RecordEvalRun
+	// does so by itself). The error also wraps dberr.ErrConnClosed.
+	ErrCommitUnknown = dberr.ErrCommitUnknown
 
-	// ErrTimeout means the transaction ran longer than Options.Timeout and
-	// was rolled back. The error also wraps context.DeadlineExceeded.
-	ErrTimeout = errors.New("evaldb: transaction timed out")
+	// ErrTimeout is dberr.ErrTxTimeout: the transaction ran longer than
+	// Options.Timeout and was rolled back. The error also wraps
+	// context.DeadlineExceeded.
+	ErrTimeout = dberr.ErrTxTimeout
 )
 
 // Tx is the transaction handed to Do's fn: the typed queries bound to it
@@ -217,9 +219,9 @@ func do(ctx context.Context, db Beginner, o *Options, fn func(ctx context.Contex
 			}
 			return fmt.Errorf("transaction failed %d times, giving up: %w", attempt, err)
 		}
-		wait := backoff(o, attempt)
+		wait := o.backoff().Delay(attempt)
 		o.Logger.InfoContext(ctx, "txn: retrying transaction", "attempt", attempt, "wait", wait, "error", err)
-		if werr := sleep(ctx, wait); werr != nil {
+		if werr := backoff.Sleep(ctx, wait); werr != nil {
 			return fmt.Errorf("waiting to retry (%w) after: %w", werr, err)
 		}
 	}
@@ -236,7 +238,7 @@ func attemptOnce(ctx context.Context, db Beginner, o *Options, attempt int, fn f
 			return false, fmt.Errorf("begin transaction: %w: no connection and BEGIN within Options.MaxWait (%s): %w",
 				dberr.ErrPoolTimeout, o.MaxWait, err)
 		}
-		terr := dberr.TranslateCtx(ctx, err)
+		terr := idberr.TranslateCtx(ctx, err)
 		return ctx.Err() == nil && isConnFailure(terr), fmt.Errorf("begin transaction: %w", terr)
 	}
 
@@ -265,7 +267,7 @@ func attemptOnce(ctx context.Context, db Beginner, o *Options, attempt int, fn f
 	if err := pgtx.Commit(txCtx); err != nil {
 		if commitOutcomeUnknown(err) {
 			notifyCache(o, t, cacheCommit)
-			terr := dberr.Translate(err)
+			terr := idberr.Translate(err)
 			if ctx.Err() == nil && txCtx.Err() != nil {
 				terr = fmt.Errorf("%w after Options.Timeout (%s): %w", ErrTimeout, o.Timeout, terr)
 			}
@@ -329,12 +331,12 @@ func rollback(ctx context.Context, o *Options, tx pgx.Tx) {
 // never retried.
 func classify(ctx, txCtx context.Context, o *Options, err error) (retry bool, _ error) {
 	if ctx.Err() != nil {
-		return false, dberr.TranslateCtx(ctx, err)
+		return false, idberr.TranslateCtx(ctx, err)
 	}
 	if txCtx.Err() != nil {
-		return false, fmt.Errorf("%w after Options.Timeout (%s): %w", ErrTimeout, o.Timeout, dberr.TranslateCtx(txCtx, err))
+		return false, fmt.Errorf("%w after Options.Timeout (%s): %w", ErrTimeout, o.Timeout, idberr.TranslateCtx(txCtx, err))
 	}
-	terr := dberr.Translate(err)
+	terr := idberr.Translate(err)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
 		return true, terr
@@ -357,34 +359,13 @@ func commitOutcomeUnknown(err error) bool {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return dberr.IsConnectionClass(pgErr.Code)
+		return idberr.IsConnectionClass(pgErr.Code)
 	}
 	// Not pgconn.SafeToRetry: pgx also calls a connection that died during
 	// COMMIT safe to retry (see dberr.NeverSent).
-	return !dberr.NeverSent(err)
+	return !idberr.NeverSent(err)
 }
 
-// backoff returns the jittered wait after the given failed attempt.
-func backoff(o *Options, attempt int) time.Duration {
-	d := o.BaseBackoff
-	for i := 1; i < attempt && d < o.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, o.MaxBackoff)
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + rand.N(d-half)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+func (o *Options) backoff() backoff.Policy {
+	return backoff.Policy{Base: o.BaseBackoff, Max: o.MaxBackoff}
 }

@@ -13,8 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/aah/evaldb/dberr"
 	"github.com/aah/evaldb/gen"
-	"github.com/aah/evaldb/internal/dberr"
+	"github.com/aah/evaldb/internal/backoff"
 )
 
 // DefaultCopyThreshold is the number of results from which RecordEvalRun
@@ -27,7 +28,8 @@ const DefaultCopyThreshold = 1500
 // ErrRunConflict means a run with the same id is already recorded with
 // different content (run fields, results or metrics). The error names the
 // first differences. Recording the same content twice is not an error.
-var ErrRunConflict = errors.New("evaldb: eval run already recorded with different content")
+// It is dberr.ErrRunConflict.
+var ErrRunConflict = dberr.ErrRunConflict
 
 // Tables RecordEvalRun writes, invalidated in Options.Cache after COMMIT.
 var runTables = []string{"eval_runs", "eval_results", "eval_metrics"}
@@ -163,9 +165,9 @@ func RecordEvalRunWithOptions(ctx context.Context, db Beginner, run Run, opts *O
 		if attempt >= o.MaxAttempts {
 			return Recorded{}, fmt.Errorf("record eval run %s: gave up after %d attempts: %w", rr.p.ID, attempt, err)
 		}
-		wait := backoff(&o, attempt)
+		wait := o.backoff().Delay(attempt)
 		o.Logger.InfoContext(ctx, "txn: retrying eval run", "id", rr.p.ID, "attempt", attempt, "wait", wait, "error", err)
-		if werr := sleep(ctx, wait); werr != nil {
+		if werr := backoff.Sleep(ctx, wait); werr != nil {
 			return Recorded{}, fmt.Errorf("record eval run %s: waiting to retry (%w) after: %w", rr.p.ID, werr, err)
 		}
 	}

@@ -1,7 +1,6 @@
-// Package dberr translates pgx and PostgreSQL errors into evaldb's errors, in
-// one place, for every package that talks to the database (repo, txn,
-// cachewrap). The sentinels are re-exported by package repo, which is where
-// users should refer to them: repo.ErrNotFound is dberr.ErrNotFound.
+// Package dberr translates pgx and PostgreSQL errors into the errors of the
+// public package github.com/aah/evaldb/dberr, in one place, for every
+// package that talks to the database (repo, txn, cachewrap).
 package dberr
 
 import (
@@ -10,47 +9,29 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/aah/evaldb/dberr"
 )
 
+// The sentinels and types live in the public leaf package
+// github.com/aah/evaldb/dberr; these are the same values, for the code that
+// translates driver errors into them.
 var (
-	// ErrNotFound means a query that returns one row found none. It plays the
-	// part of database/sql's ErrNoRows and wraps pgx.ErrNoRows.
-	ErrNotFound = errors.New("evaldb: not found")
-
-	// ErrPoolTimeout means every pooled connection stayed busy for the whole
-	// pool timeout (Prisma's P2024). The error that wraps it gives the
-	// connection limit and the timeout.
-	ErrPoolTimeout = errors.New("evaldb: timed out waiting for a free connection from the pool")
-
-	// ErrUnreachable means no connection to the server could be made.
-	ErrUnreachable = errors.New("evaldb: database server unreachable")
-
-	// ErrConnClosed means the server or the network closed the connection
-	// while it was in use. Whether the statement ran is unknown.
-	ErrConnClosed = errors.New("evaldb: connection closed")
+	ErrNotFound      = dberr.ErrNotFound
+	ErrPoolTimeout   = dberr.ErrPoolTimeout
+	ErrUnreachable   = dberr.ErrUnreachable
+	ErrConnClosed    = dberr.ErrConnClosed
+	ErrCommitUnknown = dberr.ErrCommitUnknown
+	ErrTxTimeout     = dberr.ErrTxTimeout
 )
 
-// ConflictError is a unique-constraint violation (SQLSTATE 23505).
-type ConflictError struct {
-	// Constraint is the violated constraint's name, e.g. "users_email_key".
-	Constraint string
-	// Table is the table the constraint belongs to.
-	Table string
-	// Detail is the server's detail message (it names the duplicate key).
-	Detail string
-	// Err is the underlying *pgconn.PgError.
-	Err error
-}
-
-func (e *ConflictError) Error() string {
-	return fmt.Sprintf("evaldb: conflict: %s on %s violates unique constraint %q", e.Detail, e.Table, e.Constraint)
-}
-
-func (e *ConflictError) Unwrap() error { return e.Err }
+type (
+	ConflictError    = dberr.ConflictError
+	PoolTimeoutError = dberr.PoolTimeoutError
+)
 
 // Translate maps a driver error to evaldb's errors, keeping the original
 // reachable with errors.As/Is. nil stays nil; errors it does not recognise
@@ -183,29 +164,3 @@ func isClosedConn(err error) bool {
 	// "conn closed" error with no exported type.
 	return err.Error() == "conn closed" || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
-
-// PoolTimeoutError is the error of a query that waited the whole pool
-// timeout for a free connection. errors.Is(err, ErrPoolTimeout) holds for it.
-// Its text gives the connection limit and the timeout, as Prisma's P2024 does.
-type PoolTimeoutError struct {
-	// MaxConns is the pool's connection limit.
-	MaxConns int32
-	// Timeout is the pool timeout that elapsed.
-	Timeout time.Duration
-	// Err is the acquire error (the pool timeout's context deadline), kept
-	// for debugging. It is deliberately not returned by Unwrap: the caller's
-	// own deadline did not pass, and code that checks errors.Is(err,
-	// context.DeadlineExceeded) to mean "my caller gave up" (cachewrap's
-	// shared loads, for one) must not mistake a pool timeout for that.
-	Err error
-}
-
-func (e *PoolTimeoutError) Error() string {
-	return fmt.Sprintf("evaldb: timed out fetching a new connection from the pool "+
-		"(connection limit %d, pool timeout %s): every connection stayed busy; "+
-		"shorten long queries and transactions, or raise connection_limit or pool_timeout in the database URL",
-		e.MaxConns, e.Timeout)
-}
-
-// Is makes errors.Is(err, ErrPoolTimeout) hold.
-func (e *PoolTimeoutError) Is(target error) bool { return target == ErrPoolTimeout }

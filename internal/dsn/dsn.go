@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aah/evaldb/dberr"
 )
 
 // Prisma parameter names that Parse removes from the URL.
@@ -55,22 +57,9 @@ const MaxConnectionLimit = 10000
 const MaxStatementCacheSize = 100000
 
 // Error is a refused URL or parameter. Its text names the parameter, the
-// (redacted) value and what is accepted; it never contains the password.
-type Error struct {
-	// Param is the parameter's name, or "url" when the URL itself is malformed.
-	Param string
-	// Value is the offending value (empty for a malformed URL).
-	Value string
-	// Reason says what is accepted or what to do.
-	Reason string
-}
-
-func (e *Error) Error() string {
-	if e.Param == "url" {
-		return "database URL: " + e.Reason
-	}
-	return fmt.Sprintf("database URL parameter %s=%q: %s", e.Param, e.Value, e.Reason)
-}
+// (redacted) value and what is accepted; it never contains the password. It
+// is the public dberr.URLError, so that callers of repo.ParseURL can name it.
+type Error = dberr.URLError
 
 // URL is a parsed connection URL: the part pgx understands (Clean) and the
 // Prisma parameters that were removed from it. A nil pointer field means the
