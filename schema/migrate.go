@@ -59,17 +59,61 @@ func Migrate(ctx context.Context, databaseURL string) ([]int64, error) {
 func MigrateConfig(ctx context.Context, cfg *pgx.ConnConfig) ([]int64, error) {
 	db := Open(cfg)
 	defer db.Close()
-	p, err := NewProvider(db)
+	results, err := Up(ctx, db)
 	if err != nil {
 		return nil, err
-	}
-	results, err := p.Up(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("migrate up: %w", err)
 	}
 	applied := make([]int64, 0, len(results))
 	for _, r := range results {
 		applied = append(applied, r.Source.Version)
 	}
 	return applied, nil
+}
+
+// Up applies every pending migration on db, then the generated notification
+// triggers (NotifySQL). Before a database's first migration it checks that
+// the database holds none of evaldb's tables and no Prisma Migrate history:
+// such a database is adopted with Baseline, and Up returns an
+// *ExistingSchemaError saying so instead of failing half-way with
+// "relation already exists" or creating a second set of tables.
+func Up(ctx context.Context, db *sql.DB) ([]*goose.MigrationResult, error) {
+	if err := CheckAdoptable(ctx, db); err != nil {
+		return nil, err
+	}
+	p, err := NewProvider(db)
+	if err != nil {
+		return nil, err
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return results, fmt.Errorf("migrate up: %w", err)
+	}
+	if err := ApplyTriggers(ctx, db); err != nil {
+		return results, err
+	}
+	return results, nil
+}
+
+// triggersLock is the advisory lock key ApplyTriggers holds, so that
+// concurrent migrators replace the triggers one at a time.
+const triggersLock = 0x65766c6462_01 // "evldb" 1
+
+// ApplyTriggers creates or replaces the notification trigger of every table
+// of schema/ (NotifySQL) in one transaction. It is idempotent.
+func ApplyTriggers(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("apply notification triggers: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit, a no-op
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(triggersLock)); err != nil {
+		return fmt.Errorf("apply notification triggers: lock: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, NotifySQL); err != nil {
+		return fmt.Errorf("apply notification triggers (schema/generated/notify_gen.sql): %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("apply notification triggers: %w", err)
+	}
+	return nil
 }

@@ -9,9 +9,13 @@ import (
 )
 
 func runMigrate(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("migrate", "[up|down|status]",
-		"Applies every pending migration (up, the default), rolls back the newest one (down),\n"+
-			"or lists each migration and whether it is applied (status). It connects through the\n"+
+	fs := a.newFlags("migrate", "[up|down|status|baseline]",
+		"Applies every pending migration and then the notification triggers (up, the default),\n"+
+			"rolls back the newest migration (down), or lists each migration and whether it is\n"+
+			"applied (status). On a database whose tables exist but were not created by evaldb\n"+
+			"(Prisma Migrate's, say) up stops and says so; baseline then checks that the tables\n"+
+			"match what the migrations create (columns, types, keys), names each difference, and\n"+
+			"when they match records the migrations as applied. It connects through the\n"+
 			"non-pooling URL (POSTGRES_URL_NON_POOLING, else DIRECT_URL, else the pooled URL):\n"+
 			"the migration lock needs a session, which PgBouncer's transaction pooling does not keep.")
 	if err := fs.Parse(args); err != nil {
@@ -23,10 +27,10 @@ func runMigrate(ctx context.Context, a *app, args []string) error {
 	case 1:
 		action = fs.Arg(0)
 	default:
-		return fmt.Errorf("too many arguments %q: want one of up, down, status", fs.Args())
+		return fmt.Errorf("too many arguments %q: want one of up, down, status, baseline", fs.Args())
 	}
-	if action != "up" && action != "down" && action != "status" {
-		return fmt.Errorf("unknown action %q: want up, down or status", action)
+	if action != "up" && action != "down" && action != "status" && action != "baseline" {
+		return fmt.Errorf("unknown action %q: want up, down, status or baseline", action)
 	}
 	cfg, err := a.migrationConfig(ctx)
 	if err != nil {
@@ -40,9 +44,9 @@ func runMigrate(ctx context.Context, a *app, args []string) error {
 	}
 	switch action {
 	case "up":
-		res, err := p.Up(ctx)
+		res, err := schema.Up(ctx, db)
 		if err != nil {
-			return fmt.Errorf("migrate up: %w", err)
+			return err
 		}
 		if len(res) == 0 {
 			fmt.Fprintln(a.stdout, "migrate: the schema is up to date")
@@ -50,6 +54,12 @@ func runMigrate(ctx context.Context, a *app, args []string) error {
 		for _, r := range res {
 			fmt.Fprintf(a.stdout, "migrate: applied %s (%s)\n", r.Source.Path, r.Duration.Round(1e5))
 		}
+	case "baseline":
+		versions, err := schema.Baseline(ctx, db)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "migrate: the tables match the migrations; recorded versions %v as applied and installed the notification triggers\n", versions)
 	case "down":
 		r, err := p.Down(ctx)
 		if err != nil {

@@ -54,30 +54,37 @@ func run(root string) error {
 				return err
 			}
 		}
-		a, err := analyze(sql, si)
+		a, err := si.analyze(sql)
 		if err != nil {
 			return fmt.Errorf("query %s: %w", m.name, err)
 		}
-		m.access = a
-		m.write = len(a.writes) > 0
 		if m.policy, err = parsePolicy(m.doc); err != nil {
 			return fmt.Errorf("query %s: %w (fix its comment in queries/*.sql)", m.name, err)
 		}
+		if a, err = si.resolve(a, m.policy); err != nil {
+			return fmt.Errorf("query %s: %w", m.name, err)
+		}
+		m.access = a
+		m.write = len(a.writes) > 0 || a.primaryOnly != ""
 	}
-	var tables []string
-	for t := range si.tables {
-		tables = append(tables, t)
-	}
-	sort.Strings(tables)
-	src, err := emit(pkg, tables)
+	src, err := emit(pkg, si.relations())
 	if err != nil {
 		return err
 	}
-	out := filepath.Join(root, "cachewrap", "querier_gen.go")
-	if old, err := os.ReadFile(out); err == nil && string(old) == string(src) {
+	if err := writeIfChanged(filepath.Join(root, "schema", "generated", "notify_gen.sql"), emitTriggers(si)); err != nil {
+		return err
+	}
+	if err := writeIfChanged(filepath.Join(root, "schema", "tables_gen.go"), emitTables(si)); err != nil {
+		return err
+	}
+	return writeIfChanged(filepath.Join(root, "cachewrap", "querier_gen.go"), src)
+}
+
+func writeIfChanged(path string, src []byte) error {
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(src) {
 		return nil
 	}
-	return os.WriteFile(out, src, 0o644)
+	return os.WriteFile(path, src, 0o644)
 }
 
 // policy is a query's cache policy, from its "cache:" comment line.
@@ -85,8 +92,17 @@ type policy struct {
 	set      bool // a cache: line was present
 	off      bool
 	ttl, swr time.Duration
+	// reads and writes declare the tables of a query (or of a function or
+	// trigger of schema/) that calls what cachegen cannot analyse.
+	reads, writes       []string
+	readsSet, writesSet bool
 }
 
+// parsePolicy reads the "cache:" line of a comment:
+//
+//	cache: off
+//	cache: ttl=DURATION swr=DURATION
+//	cache: reads=TABLE,TABLE writes=TABLE    (either may be empty: "reads=")
 func parsePolicy(doc []string) (policy, error) {
 	var p policy
 	for _, line := range doc {
@@ -99,9 +115,12 @@ func parsePolicy(doc []string) (policy, error) {
 		}
 		p.set = true
 		for _, f := range strings.Fields(rest) {
-			k, v, _ := strings.Cut(f, "=")
+			k, v, hasValue := strings.Cut(f, "=")
 			switch k {
 			case "off":
+				if hasValue {
+					return p, fmt.Errorf("cache: off takes no value (got %q)", f)
+				}
 				p.off = true
 			case "ttl", "swr":
 				d, err := time.ParseDuration(v)
@@ -113,8 +132,29 @@ func parsePolicy(doc []string) (policy, error) {
 				} else {
 					p.swr = d
 				}
+			case "reads", "writes":
+				if !hasValue {
+					return p, fmt.Errorf("cache: %s needs a value: %s=TABLE,TABLE (or %s= for none)", k, k, k)
+				}
+				var ts []string
+				for _, t := range strings.Split(v, ",") {
+					if t = strings.TrimSpace(t); t != "" && t != "none" {
+						ts = append(ts, t)
+					}
+				}
+				if k == "reads" {
+					if p.readsSet {
+						return p, fmt.Errorf("cache: reads= given twice")
+					}
+					p.reads, p.readsSet = ts, true
+				} else {
+					if p.writesSet {
+						return p, fmt.Errorf("cache: writes= given twice")
+					}
+					p.writes, p.writesSet = ts, true
+				}
 			default:
-				return p, fmt.Errorf("cache: unknown setting %q (want off, ttl=DURATION or swr=DURATION)", f)
+				return p, fmt.Errorf("cache: unknown setting %q (want off, ttl=DURATION, swr=DURATION, reads=TABLES or writes=TABLES)", f)
 			}
 		}
 		if p.off && (p.ttl != 0 || p.swr != 0) {

@@ -7,62 +7,300 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
-// schemaInfo is what the generator needs from schema/: the tables and, for
-// each table, the tables a DELETE or UPDATE of it also changes through
-// foreign keys (ON DELETE/UPDATE CASCADE, SET NULL, SET DEFAULT).
+// schemaInfo is what the generator needs from schema/: the relations, the
+// foreign-key actions that make a write of one table change another, the
+// views (read through to their base tables), the functions (analysed for
+// what they read and write) and the triggers (followed like foreign keys).
 type schemaInfo struct {
-	tables   map[string]bool
-	onDelete map[string][]string // parent -> children changed by a DELETE of parent
-	onUpdate map[string][]string // parent -> children changed by an UPDATE of parent
+	tables     map[string]bool     // plain and partitioned tables: each gets a notification trigger
+	partOf     map[string]string   // partition -> its partitioned table
+	matviews   map[string]bool     // materialized views: read like tables, written by REFRESH
+	views      map[string]any      // view -> the parse tree of its query
+	funcs      map[string][]*funcDef
+	triggers   map[string][]*trigDef // table or view -> its triggers
+	onDelete   map[string][]string   // parent -> children changed by a DELETE of parent
+	onUpdate   map[string][]string   // parent -> children changed by an UPDATE of parent
+	fkChildren map[string][]string   // parent -> every table referencing it (TRUNCATE ... CASCADE)
+
+	mu    sync.Mutex // held by analyze and resolve: memo and stack are shared
+	memo  map[*funcDef]*access
+	stack map[*funcDef]bool
 }
 
-// loadSchema parses the goose Up sections of dir/*.sql.
+// funcDef is a CREATE FUNCTION or CREATE PROCEDURE of schema/.
+type funcDef struct {
+	name, file string
+	lang       string
+	nargs      int
+	body       any    // LANGUAGE sql: the parsed statements of its body
+	src        string // the CREATE FUNCTION statement (plpgsql is parsed from it)
+	decl       *policy
+}
+
+// trigDef is a CREATE TRIGGER of schema/.
+type trigDef struct {
+	name, table, fn, file string
+	events                int // TRIGGER_TYPE_* bits: 4 insert, 8 delete, 16 update, 32 truncate
+	decl                  *policy
+}
+
+// loadSchema parses the goose Up sections of dir/*.sql, in file order.
 func loadSchema(dir string) (*schemaInfo, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.sql"))
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(files)
-	si := &schemaInfo{tables: map[string]bool{}, onDelete: map[string][]string{}, onUpdate: map[string][]string{}}
+	si := &schemaInfo{
+		tables: map[string]bool{}, partOf: map[string]string{}, matviews: map[string]bool{},
+		views: map[string]any{}, funcs: map[string][]*funcDef{}, triggers: map[string][]*trigDef{},
+		onDelete: map[string][]string{}, onUpdate: map[string][]string{}, fkChildren: map[string][]string{},
+		memo: map[*funcDef]*access{}, stack: map[*funcDef]bool{},
+	}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err
 		}
-		up := gooseUp(string(b))
-		tree, err := parseJSON(up)
-		if err != nil {
-			return nil, fmt.Errorf("parse %s: %w", f, err)
+		if err := si.load(filepath.Base(f), gooseUp(string(b))); err != nil {
+			return nil, err
 		}
-		walk(tree, func(key string, n map[string]any) {
-			switch key {
-			case "CreateStmt":
-				child := relName(n["relation"])
-				si.tables[child] = true
-				// Column constraints and table constraints both hold FKs.
-				walk(n["tableElts"], func(k string, c map[string]any) {
-					if k == "Constraint" {
-						si.addFK(child, c)
-					}
-				})
-			case "AlterTableStmt":
-				child := relName(n["relation"])
-				walk(n["cmds"], func(k string, c map[string]any) {
-					if k == "Constraint" {
-						si.addFK(child, c)
-					}
-				})
-			case "DropStmt":
-				// Up sections in this repo never drop tables; a dropped table
-				// would only make the generator more conservative.
-			}
-		})
 	}
 	return si, nil
+}
+
+func (si *schemaInfo) load(file, up string) error {
+	tree, err := parseJSON(up)
+	if err != nil {
+		return fmt.Errorf("parse %s: %w", file, err)
+	}
+	m, _ := tree.(map[string]any)
+	stmts, _ := m["stmts"].([]any)
+	for _, s := range stmts {
+		raw, _ := s.(map[string]any)
+		loc, _ := raw["stmt_location"].(float64)
+		n, _ := raw["stmt_len"].(float64)
+		text := up[int(loc):]
+		if n > 0 && int(loc+n) <= len(up) {
+			text = up[int(loc):int(loc+n)]
+		}
+		stmt, _ := raw["stmt"].(map[string]any)
+		for kind, v := range stmt {
+			node, _ := v.(map[string]any)
+			if err := si.loadStmt(file, kind, node, text); err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (si *schemaInfo) loadStmt(file, kind string, n map[string]any, text string) error {
+	switch kind {
+	case "CreateStmt":
+		child := relName(n["relation"])
+		si.tables[child] = true
+		if n["partbound"] != nil {
+			if ps, _ := n["inhRelations"].([]any); len(ps) == 1 {
+				if rv, ok := ps[0].(map[string]any)["RangeVar"]; ok {
+					si.partOf[child] = relName(rv)
+				}
+			}
+		}
+		// Column constraints and table constraints both hold FKs.
+		walk(n["tableElts"], func(k string, c map[string]any) {
+			if k == "Constraint" {
+				si.addFK(child, c)
+			}
+		})
+	case "AlterTableStmt":
+		child := relName(n["relation"])
+		walk(n["cmds"], func(k string, c map[string]any) {
+			if k == "Constraint" {
+				si.addFK(child, c)
+			}
+		})
+	case "CreateTableAsStmt":
+		into, _ := n["into"].(map[string]any)
+		name := relName(into["rel"])
+		if n["objtype"] == "OBJECT_MATVIEW" {
+			si.matviews[name] = true
+		} else {
+			si.tables[name] = true
+		}
+	case "ViewStmt":
+		si.views[relName(n["view"])] = n["query"]
+	case "CreateFunctionStmt":
+		return si.addFunc(file, n, text)
+	case "CreateTrigStmt":
+		t := &trigDef{name: str(n["trigname"]), table: relName(n["relation"]), fn: lastName(n["funcname"]), file: file}
+		t.events, _ = toInt(n["events"])
+		if n["isconstraint"] == true && t.events == 0 {
+			t.events = 4 | 8 | 16
+		}
+		d, err := declaration(text)
+		if err != nil {
+			return fmt.Errorf("trigger %s: %w", t.name, err)
+		}
+		t.decl = d
+		if n["replace"] == true {
+			si.dropTrigger(t.table, t.name)
+		}
+		si.triggers[t.table] = append(si.triggers[t.table], t)
+	case "DropStmt":
+		for _, o := range listOf(n["objects"]) {
+			name := lastName(o)
+			switch n["removeType"] {
+			case "OBJECT_TABLE":
+				delete(si.tables, name)
+				delete(si.partOf, name)
+				delete(si.triggers, name)
+			case "OBJECT_VIEW":
+				delete(si.views, name)
+				delete(si.triggers, name)
+			case "OBJECT_MATVIEW":
+				delete(si.matviews, name)
+			case "OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE":
+				if ow, ok := o.(map[string]any)["ObjectWithArgs"].(map[string]any); ok {
+					delete(si.funcs, lastName(ow["objname"]))
+				}
+			case "OBJECT_TRIGGER":
+				// DROP TRIGGER name ON table: objects is [table..., name].
+				parts := names(o)
+				if len(parts) >= 2 {
+					si.dropTrigger(parts[len(parts)-2], parts[len(parts)-1])
+				}
+			}
+		}
+	case "RenameStmt":
+		if n["renameType"] != "OBJECT_TABLE" && n["renameType"] != "OBJECT_VIEW" && n["renameType"] != "OBJECT_MATVIEW" {
+			return nil
+		}
+		from, to := relName(n["relation"]), str(n["newname"])
+		if si.tables[from] {
+			delete(si.tables, from)
+			si.tables[to] = true
+		}
+		if q, ok := si.views[from]; ok {
+			delete(si.views, from)
+			si.views[to] = q
+		}
+		if si.matviews[from] {
+			delete(si.matviews, from)
+			si.matviews[to] = true
+		}
+		if ts, ok := si.triggers[from]; ok {
+			delete(si.triggers, from)
+			for _, t := range ts {
+				t.table = to
+			}
+			si.triggers[to] = ts
+		}
+		rename := func(m map[string][]string) {
+			for k, vs := range m {
+				for i, v := range vs {
+					if v == from {
+						vs[i] = to
+					}
+				}
+				if k == from {
+					delete(m, k)
+					m[to] = vs
+				}
+			}
+		}
+		rename(si.onDelete)
+		rename(si.onUpdate)
+		rename(si.fkChildren)
+	}
+	return nil
+}
+
+func (si *schemaInfo) dropTrigger(table, name string) {
+	ts := si.triggers[table]
+	for i, t := range ts {
+		if t.name == name {
+			si.triggers[table] = append(ts[:i:i], ts[i+1:]...)
+			return
+		}
+	}
+}
+
+func (si *schemaInfo) addFunc(file string, n map[string]any, text string) error {
+	f := &funcDef{name: lastName(n["funcname"]), file: file, src: text}
+	for _, p := range listOf(n["parameters"]) {
+		fp, _ := p.(map[string]any)["FunctionParameter"].(map[string]any)
+		if mode := str(fp["mode"]); mode != "FUNC_PARAM_OUT" && mode != "FUNC_PARAM_TABLE" {
+			f.nargs++
+		}
+	}
+	var asBody string
+	for _, o := range listOf(n["options"]) {
+		de, _ := o.(map[string]any)["DefElem"].(map[string]any)
+		switch str(de["defname"]) {
+		case "language":
+			f.lang = strings.ToLower(str(de["arg"].(map[string]any)["String"].(map[string]any)["sval"]))
+		case "as":
+			if items := listOf(de["arg"]); len(items) > 0 {
+				if s, ok := items[0].(map[string]any)["String"].(map[string]any); ok {
+					asBody = str(s["sval"])
+				}
+			}
+		}
+	}
+	if b, ok := n["sql_body"]; ok {
+		f.body = b
+	} else if f.lang == "sql" {
+		body, err := parseJSON(asBody)
+		if err != nil {
+			return fmt.Errorf("function %s: parse its LANGUAGE sql body: %w", f.name, err)
+		}
+		f.body = body
+	}
+	d, err := declaration(text)
+	if err != nil {
+		return fmt.Errorf("function %s: %w", f.name, err)
+	}
+	f.decl = d
+	defs := si.funcs[f.name]
+	for i, old := range defs {
+		if old.nargs == f.nargs { // CREATE OR REPLACE, or an overload cachegen cannot tell apart
+			defs = append(defs[:i:i], defs[i+1:]...)
+			break
+		}
+	}
+	si.funcs[f.name] = append(defs, f)
+	return nil
+}
+
+// declaration reads a "-- cache: reads=… writes=…" line from the comment
+// that precedes a statement of schema/ (a function's or a trigger's).
+func declaration(stmtText string) (*policy, error) {
+	var doc []string
+	for _, line := range strings.Split(stmtText, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		c, ok := strings.CutPrefix(line, "--")
+		if !ok {
+			break
+		}
+		doc = append(doc, strings.TrimSpace(c))
+	}
+	p, err := parsePolicy(doc)
+	if err != nil || !p.set {
+		return nil, err
+	}
+	if !p.readsSet && !p.writesSet {
+		return nil, fmt.Errorf("its cache: line may only hold reads=TABLES and writes=TABLES")
+	}
+	return &p, nil
 }
 
 func (si *schemaInfo) addFK(child string, c map[string]any) {
@@ -70,6 +308,7 @@ func (si *schemaInfo) addFK(child string, c map[string]any) {
 		return
 	}
 	parent := relName(c["pktable"])
+	si.fkChildren[parent] = appendUnique(si.fkChildren[parent], child)
 	// Actions: a = no action, r = restrict, c = cascade, n = set null,
 	// d = set default. Every action but a/r changes child rows.
 	changes := func(a any) bool { s, _ := a.(string); return s == "c" || s == "n" || s == "d" }
@@ -79,6 +318,20 @@ func (si *schemaInfo) addFK(child string, c map[string]any) {
 	if changes(c["fk_upd_action"]) {
 		si.onUpdate[parent] = appendUnique(si.onUpdate[parent], child)
 	}
+}
+
+// relations returns every relation a query can read or write, in name
+// order: the tables and the materialized views.
+func (si *schemaInfo) relations() []string {
+	var rs []string
+	for t := range si.tables {
+		rs = append(rs, t)
+	}
+	for t := range si.matviews {
+		rs = append(rs, t)
+	}
+	sort.Strings(rs)
+	return rs
 }
 
 // gooseUp returns the text between "-- +goose Up" and "-- +goose Down".
@@ -135,25 +388,130 @@ func relSchema(v any) string {
 	return s
 }
 
-// access is what one statement reads and writes.
-type access struct {
-	reads, writes []string
-	// uncacheable is set, with the reason, when a read must never be cached
-	// (system catalogs and statistics views, locking reads).
-	uncacheable string
+func str(v any) string { s, _ := v.(string); return s }
+
+func toInt(v any) (int, bool) { f, ok := v.(float64); return int(f), ok }
+
+// listOf returns a JSON list, unwrapping a {"List": {"items": [...]}} node.
+func listOf(v any) []any {
+	switch v := v.(type) {
+	case []any:
+		return v
+	case map[string]any:
+		if l, ok := v["List"].(map[string]any); ok {
+			items, _ := l["items"].([]any)
+			return items
+		}
+	}
+	return nil
 }
 
-// analyze derives the tables a statement reads and writes from its parse
-// tree: every RangeVar (FROM items, joins, subqueries, CTE bodies) is a read
-// unless it names a CTE of the statement; the relation of every INSERT,
-// UPDATE, DELETE or MERGE, data-modifying CTEs included, is a write, closed
-// over the schema's cascading foreign keys.
-func analyze(sql string, si *schemaInfo) (access, error) {
+// names returns the strings of a qualified name ([{"String": {"sval": …}}…]).
+func names(v any) []string {
+	var out []string
+	for _, it := range listOf(v) {
+		if s, ok := it.(map[string]any)["String"].(map[string]any); ok {
+			out = append(out, str(s["sval"]))
+		}
+	}
+	return out
+}
+
+func lastName(v any) string {
+	ns := names(v)
+	if len(ns) == 0 {
+		return ""
+	}
+	return ns[len(ns)-1]
+}
+
+// access is what one statement (or function) reads and writes.
+type access struct {
+	reads, writes []string
+	// uncacheable is set, with the reason, when a result must never be
+	// cached (system catalogs and statistics views, locking reads, now(),
+	// random() and other volatile built-ins).
+	uncacheable string
+	// primaryOnly is set, with the reason, when the statement changes state
+	// that is not a table (nextval, advisory locks, pg_notify): a replica
+	// would refuse it.
+	primaryOnly string
+	// opaque lists the calls cachegen cannot see through, each with why.
+	opaque []string
+}
+
+func (a *access) merge(b access) {
+	for _, t := range b.reads {
+		a.reads = appendUnique(a.reads, t)
+	}
+	for _, t := range b.writes {
+		a.writes = appendUnique(a.writes, t)
+	}
+	if a.uncacheable == "" {
+		a.uncacheable = b.uncacheable
+	}
+	if a.primaryOnly == "" {
+		a.primaryOnly = b.primaryOnly
+	}
+	for _, o := range b.opaque {
+		a.opaque = appendUnique(a.opaque, o)
+	}
+}
+
+// analyzer collects the access of one statement tree.
+type analyzer struct {
+	si      *schemaInfo
+	a       access
+	unknown []string
+	seen    map[string]bool // table/kind pairs already closed over
+	err     error
+}
+
+func (si *schemaInfo) newAnalyzer() *analyzer { return &analyzer{si: si, seen: map[string]bool{}} }
+
+// queryStatements are the statements cachegen analyses in queries/.
+var queryStatements = map[string]bool{
+	"SelectStmt": true, "InsertStmt": true, "UpdateStmt": true, "DeleteStmt": true, "MergeStmt": true,
+	"TruncateStmt": true, "RefreshMatViewStmt": true, "CallStmt": true,
+}
+
+// analyze derives the tables a query reads and writes from its parse tree:
+//   - every RangeVar (FROM items, joins, subqueries, CTE bodies) is a read,
+//     unless it names a CTE of the statement; a view reads its base tables;
+//   - the target of every INSERT, UPDATE, DELETE, MERGE, TRUNCATE (also in
+//     data-modifying CTEs) and REFRESH MATERIALIZED VIEW is a write, closed
+//     over the foreign-key actions and the triggers of schema/;
+//   - function calls: see call.
+func (si *schemaInfo) analyze(sql string) (access, error) {
 	tree, err := parseJSON(sql)
 	if err != nil {
 		return access{}, err
 	}
-	var a access
+	m, _ := tree.(map[string]any)
+	for _, s := range listOf(m["stmts"]) {
+		stmt, _ := s.(map[string]any)["stmt"].(map[string]any)
+		for kind := range stmt {
+			if !queryStatements[kind] {
+				return access{}, fmt.Errorf("cachegen cannot analyse a %s statement: queries/ may hold SELECT, INSERT, UPDATE, DELETE, MERGE, TRUNCATE, REFRESH MATERIALIZED VIEW and CALL (run other SQL by hand through the executor)", kind)
+			}
+		}
+	}
+	si.mu.Lock()
+	defer si.mu.Unlock()
+	z := si.newAnalyzer()
+	z.tree(tree)
+	if z.err != nil {
+		return z.a, z.err
+	}
+	if len(z.unknown) > 0 {
+		return z.a, fmt.Errorf("unknown table(s) %s: no CREATE TABLE, CREATE VIEW or CREATE MATERIALIZED VIEW in schema/ makes them (a typo, or a migration missing?)", strings.Join(z.unknown, ", "))
+	}
+	sort.Strings(z.a.reads)
+	sort.Strings(z.a.writes)
+	return z.a, nil
+}
+
+func (z *analyzer) tree(tree any) {
 	ctes := map[string]bool{}
 	walk(tree, func(k string, n map[string]any) {
 		if k == "CommonTableExpr" {
@@ -162,30 +520,54 @@ func analyze(sql string, si *schemaInfo) (access, error) {
 			}
 		}
 	})
-	targets := map[string]bool{} // the RangeVar maps that are write targets
-	var writeKinds [][2]string   // (table, "delete"|"update"|"insert")
+	targets := map[string]bool{} // the relations that are write targets
+	type write struct{ table, kind string }
+	var writes []write
 	walk(tree, func(k string, n map[string]any) {
 		var kind string
 		switch k {
 		case "InsertStmt":
 			kind = "insert"
+			if oc, ok := n["onConflictClause"].(map[string]any); ok && oc["action"] == "ONCONFLICT_UPDATE" {
+				kind = "upsert"
+			}
 		case "UpdateStmt":
 			kind = "update"
 		case "DeleteStmt":
 			kind = "delete"
 		case "MergeStmt":
 			kind = "merge"
+		case "RefreshMatViewStmt":
+			kind = "refresh"
+		case "TruncateStmt":
+			kind = "truncate"
+			if n["behavior"] == "DROP_CASCADE" {
+				kind = "truncate cascade"
+			}
+			for _, r := range listOf(n["relations"]) {
+				rel := relName(r.(map[string]any)["RangeVar"])
+				writes = append(writes, write{rel, kind})
+				targets[rel] = true
+			}
+			return
+		case "SQLValueFunction":
+			if z.a.uncacheable == "" {
+				z.a.uncacheable = "uses " + strings.TrimPrefix(str(n["op"]), "SVFOP_") + ", which changes between calls"
+			}
+			return
+		case "FuncCall":
+			z.call(n)
+			return
 		default:
 			if k == "lockingClause" || (k == "SelectStmt" && n["lockingClause"] != nil) {
-				a.uncacheable = "locking read (FOR UPDATE/SHARE)"
+				z.a.uncacheable = "locking read (FOR UPDATE/SHARE)"
 			}
 			return
 		}
 		rel := relName(n["relation"])
-		writeKinds = append(writeKinds, [2]string{rel, kind})
+		writes = append(writes, write{rel, kind})
 		targets[rel] = true
 	})
-	var unknown []string
 	walk(tree, func(k string, n map[string]any) {
 		if k != "RangeVar" && k != "relation" {
 			return
@@ -199,51 +581,317 @@ func analyze(sql string, si *schemaInfo) (access, error) {
 			return
 		}
 		if schema == "pg_catalog" || schema == "information_schema" || strings.HasPrefix(name, "pg_") {
-			a.uncacheable = "reads system catalog " + name
+			z.a.uncacheable = "reads system catalog " + name
 			return
 		}
-		if !si.tables[name] {
-			unknown = appendUnique(unknown, name)
+		if k == "relation" && targets[name] {
 			return
 		}
-		if k == "RangeVar" || !targets[name] {
-			a.reads = appendUnique(a.reads, name)
+		z.read(name)
+	})
+	for _, w := range writes {
+		z.write(w.table, w.kind)
+	}
+}
+
+// read records a read of a relation: a table or materialized view itself,
+// a view through its base tables.
+func (z *analyzer) read(name string) {
+	si := z.si
+	switch {
+	case si.tables[name] || si.matviews[name]:
+		z.a.reads = appendUnique(z.a.reads, name)
+	case si.views[name] != nil:
+		if z.seen["view "+name] {
+			return
+		}
+		z.seen["view "+name] = true
+		z.tree(si.views[name])
+	default:
+		z.unknown = appendUnique(z.unknown, name)
+	}
+}
+
+// events maps a write kind to the trigger events it fires.
+var events = map[string]int{
+	"insert": 4, "delete": 8, "update": 16, "upsert": 4 | 16, "merge": 4 | 8 | 16,
+	"truncate": 32, "truncate cascade": 32,
+}
+
+// write records a write of table and what it changes in turn: foreign-key
+// actions (ON DELETE/UPDATE CASCADE, SET NULL, SET DEFAULT; TRUNCATE
+// CASCADE), partitions and their parents, and the tables the triggers on
+// table write.
+func (z *analyzer) write(table, kind string) {
+	if z.seen[table+"/"+kind] {
+		return
+	}
+	z.seen[table+"/"+kind] = true
+	si := z.si
+	if q := si.views[table]; q != nil {
+		// A write through a view writes its base tables (an updatable view
+		// has one; INSTEAD OF triggers are followed below).
+		sub := si.newAnalyzer()
+		sub.tree(q)
+		for _, t := range sub.a.reads {
+			z.write(t, kind)
+		}
+	} else if !si.tables[table] && !si.matviews[table] {
+		z.unknown = appendUnique(z.unknown, table)
+		return
+	} else {
+		z.a.writes = appendUnique(z.a.writes, table)
+	}
+	if p := si.partOf[table]; p != "" {
+		z.a.writes = appendUnique(z.a.writes, p)
+	}
+	for c, p := range si.partOf {
+		if p == table {
+			z.write(c, kind)
+		}
+	}
+	if kind == "delete" || kind == "merge" {
+		for _, c := range si.onDelete[table] {
+			z.write(c, "merge") // a cascaded delete deletes, SET NULL/DEFAULT updates
+		}
+	}
+	if kind == "update" || kind == "upsert" || kind == "merge" {
+		for _, c := range si.onUpdate[table] {
+			z.write(c, "merge")
+		}
+	}
+	if kind == "truncate cascade" {
+		for _, c := range si.fkChildren[table] {
+			z.write(c, kind)
+		}
+	}
+	for _, t := range si.triggers[table] {
+		if t.events&events[kind] == 0 {
+			continue
+		}
+		if t.decl != nil {
+			for _, w := range t.decl.writes {
+				z.write(w, "merge")
+			}
+			continue
+		}
+		fa := si.funcAccess(t.fn, -1)
+		if len(fa.opaque) > 0 && z.err == nil {
+			z.err = fmt.Errorf("writes %s, whose trigger %s (schema/%s) runs %s: %s. cachegen cannot tell which tables it changes; write `-- cache: writes=TABLE,…` (or `writes=` for none) in the comment just above CREATE TRIGGER %s",
+				table, t.name, t.file, t.fn, strings.Join(fa.opaque, "; "), t.name)
+		}
+		for _, w := range fa.writes {
+			z.a.writes = appendUnique(z.a.writes, w)
+		}
+	}
+}
+
+// call classifies a function call:
+//   - sqlc.arg/narg/slice (in queries read from queries/) are parameters;
+//   - a function of schema/ reads and writes what its body does (LANGUAGE
+//     sql and plpgsql with static SQL), or what its "-- cache:" line says;
+//   - a known built-in is pure, volatile (uncacheable) or has side effects
+//     (uncacheable and primary-only), see builtins.go;
+//   - anything else is opaque.
+func (z *analyzer) call(n map[string]any) {
+	ns := names(n["funcname"])
+	if len(ns) == 0 {
+		return
+	}
+	name := ns[len(ns)-1]
+	qual := ""
+	if len(ns) > 1 {
+		qual = ns[0]
+	}
+	if qual == "sqlc" {
+		return
+	}
+	if qual == "" || qual == "public" {
+		if _, ok := z.si.funcs[name]; ok {
+			z.a.merge(z.si.funcAccess(name, len(listOf(n["args"]))))
+			return
+		}
+	}
+	if qual == "" || qual == "pg_catalog" {
+		switch builtins[name] {
+		case pure:
+			return
+		case volatile:
+			if z.a.uncacheable == "" {
+				z.a.uncacheable = "calls " + name + "(), whose result changes between calls"
+			}
+			return
+		case sideEffect:
+			why := "calls " + name + "(), which changes database state"
+			if z.a.uncacheable == "" {
+				z.a.uncacheable = why
+			}
+			if z.a.primaryOnly == "" {
+				z.a.primaryOnly = why
+			}
+			return
+		}
+	}
+	z.a.opaque = appendUnique(z.a.opaque, strings.Join(ns, ".")+"() is neither a built-in cachegen knows nor a function of schema/")
+}
+
+// funcAccess returns what calling the schema/ function name reads and
+// writes (the union over its overloads with nargs arguments, or all of them
+// when nargs < 0 or none matches).
+func (si *schemaInfo) funcAccess(name string, nargs int) access {
+	var a access
+	defs := si.funcs[name]
+	var match []*funcDef
+	for _, f := range defs {
+		if nargs < 0 || f.nargs == nargs {
+			match = append(match, f)
+		}
+	}
+	if len(match) == 0 {
+		match = defs
+	}
+	if len(match) == 0 {
+		a.opaque = []string{name + "() is not a function of schema/"}
+	}
+	for _, f := range match {
+		a.merge(si.funcDefAccess(f))
+	}
+	return a
+}
+
+func (si *schemaInfo) funcDefAccess(f *funcDef) access {
+	if a, ok := si.memo[f]; ok {
+		return *a
+	}
+	if si.stack[f] {
+		return access{} // recursion: the outer analysis of f collects its tables
+	}
+	si.stack[f] = true
+	defer delete(si.stack, f)
+	z := si.newAnalyzer()
+	switch {
+	case f.decl != nil:
+		for _, t := range f.decl.reads {
+			z.read(t)
+		}
+		for _, t := range f.decl.writes {
+			z.write(t, "merge")
+		}
+	case f.lang == "sql":
+		z.tree(f.body)
+	case f.lang == "plpgsql":
+		z.plpgsql(f)
+	default:
+		z.a.opaque = append(z.a.opaque, fmt.Sprintf("%s() is LANGUAGE %s", f.name, f.lang))
+	}
+	if len(z.unknown) > 0 {
+		z.a.opaque = append(z.a.opaque, fmt.Sprintf("%s() uses %s, which schema/ does not create", f.name, strings.Join(z.unknown, ", ")))
+	}
+	if z.err != nil {
+		z.a.opaque = append(z.a.opaque, fmt.Sprintf("%s(): %v", f.name, z.err))
+	}
+	if len(z.a.opaque) > 0 && f.decl == nil {
+		z.a.opaque = append(z.a.opaque, fmt.Sprintf("or declare what %s() reads and writes with `-- cache: reads=TABLE,… writes=TABLE,…` in the comment above its CREATE FUNCTION in schema/%s", f.name, f.file))
+	}
+	sort.Strings(z.a.reads)
+	sort.Strings(z.a.writes)
+	si.memo[f] = &z.a
+	return z.a
+}
+
+// plpgsql analyses every SQL statement and expression of a plpgsql
+// function. Dynamic SQL (EXECUTE) makes it opaque.
+func (z *analyzer) plpgsql(f *funcDef) {
+	j, err := pg_query.ParsePlPgSqlToJSON(f.src)
+	if err != nil {
+		z.a.opaque = append(z.a.opaque, fmt.Sprintf("%s(): parse its plpgsql body: %v", f.name, err))
+		return
+	}
+	var tree any
+	if err := json.Unmarshal([]byte(j), &tree); err != nil {
+		z.a.opaque = append(z.a.opaque, fmt.Sprintf("%s(): %v", f.name, err))
+		return
+	}
+	walk(tree, func(k string, n map[string]any) {
+		switch k {
+		case "PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors":
+			z.a.opaque = appendUnique(z.a.opaque, fmt.Sprintf("%s() runs dynamic SQL (EXECUTE)", f.name))
+		case "PLpgSQL_stmt_open":
+			if n["dynquery"] != nil {
+				z.a.opaque = appendUnique(z.a.opaque, fmt.Sprintf("%s() opens a cursor on dynamic SQL", f.name))
+			}
+		case "PLpgSQL_expr":
+			q := str(n["query"])
+			mode, _ := toInt(n["parseMode"])
+			switch mode {
+			case 0: // a whole statement
+			case 2: // an expression
+				q = "SELECT " + q
+			default: // an assignment "target := expression"
+				if i := strings.Index(q, ":="); i >= 0 {
+					q = q[i+2:]
+				} else if i := strings.Index(q, "="); i >= 0 {
+					q = q[i+1:]
+				}
+				q = "SELECT " + q
+			}
+			t, err := parseJSON(q)
+			if err != nil {
+				z.a.opaque = appendUnique(z.a.opaque, fmt.Sprintf("%s(): cannot parse %q: %v", f.name, q, err))
+				return
+			}
+			z.tree(t)
 		}
 	})
-	if len(unknown) > 0 {
-		return a, fmt.Errorf("unknown table(s) %s: not created in schema/ (a view or a typo?)", strings.Join(unknown, ", "))
-	}
-	for _, w := range writeKinds {
-		a.writes = appendUnique(a.writes, w[0])
-		if w[1] == "delete" || w[1] == "update" || w[1] == "merge" {
-			a.writes = closeCascade(a.writes, w[0], w[1], si)
+}
+
+// resolve applies a query's cache policy to what analyze found and checks
+// the result: the reads= and writes= of a "-- cache:" line stand in for the
+// calls cachegen cannot see through; without them such a query is
+// uncacheable, primary-only and invalidates every table. A cached query must
+// read only relations that carry a notification trigger.
+func (si *schemaInfo) resolve(a access, p policy) (access, error) {
+	si.mu.Lock()
+	defer si.mu.Unlock()
+	for _, t := range append(append([]string(nil), p.reads...), p.writes...) {
+		if !si.tables[t] && !si.matviews[t] && si.views[t] == nil {
+			return a, fmt.Errorf("cache: reads=/writes= names %s, which schema/ does not create", t)
 		}
+	}
+	if p.readsSet || p.writesSet {
+		z := si.newAnalyzer()
+		z.a = a
+		z.a.opaque = nil
+		for _, t := range p.reads {
+			z.read(t)
+		}
+		for _, t := range p.writes {
+			z.write(t, "merge")
+		}
+		if z.err != nil {
+			return a, z.err
+		}
+		a = z.a
+	} else if len(a.opaque) > 0 {
+		why := "it calls a function cachegen cannot analyse: " + strings.Join(a.opaque, "; ") +
+			" (declare what the query reads with `-- cache: reads=TABLE,…` and, if it writes, `writes=TABLE,…`)"
+		a.uncacheable, a.primaryOnly = why, why
+		a.writes = si.relations() // it may write anything
+		a.opaque = nil
 	}
 	sort.Strings(a.reads)
 	sort.Strings(a.writes)
-	return a, nil
-}
-
-// closeCascade adds the tables a delete/update of table changes through
-// foreign-key actions, transitively.
-func closeCascade(set []string, table, kind string, si *schemaInfo) []string {
-	var next []string
-	if kind == "delete" || kind == "merge" {
-		next = append(next, si.onDelete[table]...)
-	}
-	if kind == "update" || kind == "merge" {
-		next = append(next, si.onUpdate[table]...)
-	}
-	for _, c := range next {
-		if contains(set, c) {
-			continue
+	if len(a.writes) == 0 && a.primaryOnly == "" && a.uncacheable == "" && !p.off {
+		for _, t := range a.reads {
+			if si.matviews[t] {
+				return a, fmt.Errorf("it is cached and reads materialized view %s, which can have no trigger: a REFRESH by another instance or by psql would never reach this cache. Mark the query `-- cache: off`", t)
+			}
+			if !si.tables[t] {
+				return a, fmt.Errorf("it is cached and reads %s, which has no notification trigger. Mark the query `-- cache: off`", t)
+			}
 		}
-		set = append(set, c)
-		// A cascaded delete deletes; a SET NULL/DEFAULT updates. Treat the
-		// child as both to stay conservative.
-		set = closeCascade(set, c, "merge", si)
 	}
-	return set
+	return a, nil
 }
 
 func appendUnique(s []string, v string) []string {
@@ -262,8 +910,8 @@ func contains(s []string, v string) bool {
 	return false
 }
 
-// copyFromSQL finds the SQL of a :copyfrom query in queries/*.sql (sqlc
-// emits no query constant for it).
+// querySQLFromFiles finds the SQL of a query in queries/*.sql (sqlc emits no
+// query constant for :copyfrom).
 func querySQLFromFiles(dir, name string) (string, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.sql"))
 	if err != nil {

@@ -61,7 +61,7 @@ func TestAnalyze(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := analyze(tc.sql, si)
+			got, err := si.analyze(tc.sql)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +70,7 @@ func TestAnalyze(t *testing.T) {
 			}
 		})
 	}
-	if _, err := analyze("SELECT * FROM no_such_table", si); err == nil {
+	if _, err := si.analyze("SELECT * FROM no_such_table"); err == nil {
 		t.Error("analyze() of an unknown table: want an error")
 	}
 }
@@ -89,6 +89,10 @@ func TestParsePolicy(t *testing.T) {
 		{"cache: ttl=abc", policy{}, true},
 		{"cache: forever", policy{}, true},
 		{"cache: off ttl=1s", policy{}, true},
+		{"cache: reads=a,b writes=", policy{set: true, reads: []string{"a", "b"}, readsSet: true, writesSet: true}, false},
+		{"cache: reads=none ttl=5s", policy{set: true, ttl: 5e9, readsSet: true}, false},
+		{"cache: reads", policy{}, true},
+		{"cache: reads=a reads=b", policy{}, true},
 	} {
 		got, err := parsePolicy([]string{"Doc line.", tc.line})
 		if (err != nil) != tc.wantErr {
