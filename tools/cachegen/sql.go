@@ -17,10 +17,10 @@ import (
 // views (read through to their base tables), the functions (analysed for
 // what they read and write) and the triggers (followed like foreign keys).
 type schemaInfo struct {
-	tables     map[string]bool     // plain and partitioned tables: each gets a notification trigger
-	partOf     map[string]string   // partition -> its partitioned table
-	matviews   map[string]bool     // materialized views: read like tables, written by REFRESH
-	views      map[string]any      // view -> the parse tree of its query
+	tables     map[string]bool   // plain and partitioned tables: each gets a notification trigger
+	partOf     map[string]string // partition -> its partitioned table
+	matviews   map[string]bool   // materialized views: read like tables, written by REFRESH
+	views      map[string]any    // view -> the parse tree of its query
 	funcs      map[string][]*funcDef
 	triggers   map[string][]*trigDef // table or view -> its triggers
 	onDelete   map[string][]string   // parent -> children changed by a DELETE of parent
