@@ -120,7 +120,7 @@ func TestCommandErrorsSayWhatToDo(t *testing.T) {
 	}{
 		{"UnknownCommand", []string{"frobnicate"}, nil, 2, `unknown command "frobnicate"`},
 		{"HelpOnSubcommand", []string{"demo", "-h"}, nil, 0, "usage: evaldb demo"},
-		{"BadMigrateAction", []string{"migrate", "sideways"}, map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db"}, 1, "want up, down or status"},
+		{"BadMigrateAction", []string{"migrate", "sideways"}, map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db"}, 1, "want up, down, status or baseline"},
 		{"BadDemoFlag", []string{"demo", "-runs", "0"}, nil, 1, "-runs=0: must be between 1 and"},
 		{"BadConnectionLimit", []string{"config"}, map[string]string{"DATABASE_URL": "postgres://u:pw@h/db?connection_limit=abc"}, 1, "connection_limit"},
 		{"BadAppEnv", []string{"config"}, map[string]string{"DATABASE_URL": "postgres://u@h/db", "APP_ENV": "staging"}, 1, "must be development, production or test"},
