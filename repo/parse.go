@@ -98,9 +98,14 @@ func ParseURL(rawURL string, env Environment) (*Settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	pcfg, err := pgxpool.ParseConfig(u.Clean)
+	// pgx parses the redacted URL, so none of its errors can hold the
+	// password; the password is set afterwards.
+	pcfg, err := pgxpool.ParseConfig(u.Redacted)
 	if err != nil {
-		return nil, &dsn.Error{Param: "url", Reason: u.Scrub(err.Error())}
+		return nil, &dsn.Error{Param: "url", Reason: "malformed: " + err.Error()}
+	}
+	if pw, ok := u.Password(); ok {
+		pcfg.ConnConfig.Password = pw
 	}
 	d := DefaultsFor(env)
 	envSrc := "default (" + string(env) + ")"

@@ -183,7 +183,7 @@ func (r *Repo) openReplica(ctx context.Context, i int, u string) (*replica, erro
 	}
 	pool, pooled, err := r.newPool(ctx, st)
 	if err != nil {
-		return nil, fmt.Errorf("repo: create pool for replica %s: %w", st.Redacted, scrubbed(err, st.url))
+		return nil, fmt.Errorf("repo: create pool for replica %s: %w", st.Redacted, err)
 	}
 	cc := st.Pool.ConnConfig
 	rep := &replica{name: fmt.Sprintf("%s:%d", cc.Host, cc.Port), pool: pool, pooled: pooled}

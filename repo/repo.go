@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -65,7 +63,7 @@ func Open(ctx context.Context, cfg *Config) (*Repo, error) {
 	r.exec.timeout = cmp.Or(cfg.QueryTimeout, s.QueryTimeout)
 	pool, pooled, err := r.newPool(ctx, s)
 	if err != nil {
-		return nil, fmt.Errorf("repo: create pool for %s: %w", s.Redacted, scrubbed(err, s.url))
+		return nil, fmt.Errorf("repo: create pool for %s: %w", s.Redacted, err)
 	}
 	r.pool, r.pooled = pool, pooled
 	r.exec.db = r.pooled
@@ -130,8 +128,8 @@ func newRepo(db DBTX, cfg *Config) (*Repo, error) {
 	}
 	if c.Name == "" {
 		c.Name = "evaldb"
-		if u, err := url.Parse(c.URL); err == nil && strings.Trim(u.Path, "/") != "" {
-			c.Name = strings.Trim(u.Path, "/")
+		if db := dsn.Database(c.URL); db != "" {
+			c.Name = db
 		}
 	}
 	log := c.Logger
@@ -205,7 +203,7 @@ func (r *Repo) Cache() *cachewrap.Cache { return r.cache }
 // The primary and every replica are built the same way.
 func (r *Repo) newPool(ctx context.Context, s *Settings) (*pgxpool.Pool, *pooled, error) {
 	pcfg := s.Pool.Copy()
-	pcfg.ConnConfig.Tracer = &tracer{log: r.log, level: r.level(), slow: r.slow(), metrics: r.metrics, scrub: s.url.Scrub}
+	pcfg.ConnConfig.Tracer = &tracer{log: r.log, level: r.level(), slow: r.slow(), metrics: r.metrics}
 	pcfg.AfterConnect = registerTypes(pcfg.AfterConnect)
 	cancelOnDone(pcfg.ConnConfig)
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
@@ -291,23 +289,36 @@ func unreachable(pcfg *pgxpool.Config, s *Settings, err error) error {
 	if errors.Is(err, dberr.ErrPoolTimeout) {
 		return fmt.Errorf("repo: open %s: %w", s.Redacted, err)
 	}
+	// The server answered: it is reachable, and its own message says why
+	// it refused.
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return fmt.Errorf("repo: PostgreSQL at %s (database %q, user %q) refused the connection: %w\n%s",
+			target, cc.Database, cc.User, err, refusedHint(pgErr.Code))
+	}
 	return fmt.Errorf("repo: cannot reach PostgreSQL at %s (database %q, user %q): %w\n"+
 		"check that the server is running and accepts TCP connections on %s, that host and port in the URL "+
 		"(%s) are right, firewalls, sslmode, and the user's password and pg_hba.conf entry; "+
-		"connect_timeout is %s", target, cc.Database, cc.User, scrubbed(err, s.url), target, s.Redacted, durText(s.ConnectTimeout, "none"))
+		"connect_timeout is %s", target, cc.Database, cc.User, err, target, s.Redacted, durText(s.ConnectTimeout, "none"))
 }
 
-// scrubbedError keeps an error reachable with errors.Is/As but removes the
-// password from its text.
-type scrubbedError struct {
-	err error
-	u   *dsn.URL
+// refusedHint says what to check for a SQLSTATE the server reports at
+// connect.
+func refusedHint(code string) string {
+	switch {
+	case code == "28P01" || code == "28000":
+		return "check the user name and password in the URL, and the server's pg_hba.conf entry for this client"
+	case code == "3D000":
+		return "the database does not exist: create it, or fix the database name in the URL's path"
+	case code == "42704" || code == "22023" || code == "42602":
+		return "a URL parameter reached the server as a run-time setting it does not accept: fix or remove it (evaldb passes on every parameter it and pgx do not know)"
+	case code == "53300":
+		return "the server has no connection slots left: lower connection_limit, the number of instances, or raise max_connections"
+	case code == "57P03":
+		return "the server is starting up, shutting down or in recovery: retry shortly"
+	}
+	return "the server's message above says why"
 }
-
-func (e scrubbedError) Error() string { return e.u.Scrub(e.err.Error()) }
-func (e scrubbedError) Unwrap() error { return e.err }
-
-func scrubbed(err error, u *dsn.URL) error { return scrubbedError{err: err, u: u} }
 
 // manyPools is the number of pools to one database from one process from
 // which Open warns. Two is common (an app and its migrations); more is the

@@ -20,7 +20,6 @@ type tracer struct {
 	level   slog.Leveler // least severe level logged (slow queries excepted)
 	slow    time.Duration
 	metrics *Metrics
-	scrub   func(string) string // removes the password from text
 }
 
 var (
@@ -62,7 +61,7 @@ func (t *tracer) end(ctx context.Context, err error, extra ...any) {
 			if t.enabled(slog.LevelInfo) {
 				attrs = append(attrs, "args", formatArgs(td.args))
 			}
-			t.log.ErrorContext(ctx, "evaldb: query failed", append(attrs, "error", t.scrub(err.Error()))...)
+			t.log.ErrorContext(ctx, "evaldb: query failed", append(attrs, "error", err.Error())...)
 		}
 	case t.slow > 0 && d >= t.slow:
 		t.log.WarnContext(ctx, "evaldb: slow query", append(attrs, "threshold", t.slow)...)
@@ -91,7 +90,7 @@ func (t *tracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx.Trac
 	name := QueryName(data.SQL)
 	if data.Err != nil {
 		if t.enabled(slog.LevelError) {
-			t.log.ErrorContext(ctx, "evaldb: batch statement failed", "query", name, "error", t.scrub(data.Err.Error()))
+			t.log.ErrorContext(ctx, "evaldb: batch statement failed", "query", name, "error", data.Err.Error())
 		}
 		return
 	}
@@ -129,7 +128,7 @@ func (t *tracer) TraceConnectEnd(ctx context.Context, data pgx.TraceConnectEndDa
 	t.metrics.observeConnect(data.Err != nil)
 	if data.Err != nil {
 		if t.enabled(slog.LevelError) {
-			t.log.ErrorContext(ctx, "evaldb: connect failed", "server", target, "duration", time.Since(start), "error", t.scrub(data.Err.Error()))
+			t.log.ErrorContext(ctx, "evaldb: connect failed", "server", target, "duration", time.Since(start), "error", data.Err.Error())
 		}
 		return
 	}

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -66,9 +65,13 @@ type Error = dberr.URLError
 // parameter was absent.
 type URL struct {
 	// Clean is the URL without Prisma's parameters, ready for
-	// pgx.ParseConfig / pgxpool.ParseConfig. It holds the password: do not log it.
+	// pgx.ParseConfig / pgxpool.ParseConfig. It holds the password: do not log
+	// it, and prefer parsing Redacted and setting the password afterwards
+	// (see Password), so that no parser's error can hold it.
 	Clean string
-	// Redacted is Clean with the password replaced by "xxxxx", for messages.
+	// Redacted is Clean with every password (the user-info password and any
+	// password= parameter) replaced by "xxxxx" and nothing else changed. pgx
+	// parses it to the same configuration as Clean except for the password.
 	Redacted string
 
 	ConnectionLimit    *int32         // connection_limit: 1..MaxConnectionLimit
@@ -81,104 +84,343 @@ type URL struct {
 	MaxIdleLifetime    *time.Duration // max_idle_connection_lifetime: seconds, 0 = never
 
 	// Params are pgx/libpq parameters left in Clean (sslmode, pool_max_conns,
-	// search_path, …), last value wins as in pgx.
+	// search_path, …), decoded, last value wins as in pgx; a password's value
+	// is "xxxxx".
 	Params map[string]string
 
-	password string
+	password string // the decoded password pgx would use ("" when none)
+	masked   bool   // Redacted differs from Clean in a password
 }
 
-// Scrub replaces every occurrence of the URL's password in s with "xxxxx".
-// Use it on any text derived from the URL (for example a pgx parse error).
-func (u *URL) Scrub(s string) string {
-	return scrub(s, u.password)
-}
+// Password returns the password pgx would take from Clean (decoded) and
+// whether Redacted masks one. When ok, set pgconn.Config.Password to it
+// after parsing Redacted; when not, Redacted equals Clean as far as
+// passwords go (and pgx may still find one in a passfile).
+func (u *URL) Password() (pw string, ok bool) { return u.password, u.masked }
 
-func scrub(s, password string) string {
-	if password == "" {
-		return s
-	}
-	s = strings.ReplaceAll(s, password, "xxxxx")
-	if esc := url.PathEscape(password); esc != password {
-		s = strings.ReplaceAll(s, esc, "xxxxx")
-	}
-	if esc := url.QueryEscape(password); esc != password {
-		s = strings.ReplaceAll(s, esc, "xxxxx")
-	}
-	return s
-}
+// Mask is what a password is replaced by.
+const Mask = "xxxxx"
 
 // Parse splits raw into the pgx part and Prisma's parameters, validating
 // each. raw must be a postgres:// or postgresql:// URL (Prisma accepts
-// nothing else). The error is a *Error naming the parameter and the accepted
-// range; it never contains the password.
+// nothing else); a keyword/value string (host=… password=…) is refused with
+// a message that says how to write it as a URL. The error is a *Error naming
+// the parameter and the accepted range; it never contains the password,
+// because the URL is taken apart by its structure (the rules of libpq and
+// pgx) and the password's span is masked before anything else reads it.
 func Parse(raw string) (*URL, error) {
+	st, err := split(raw)
+	if err != nil {
+		return nil, err
+	}
+	u := &URL{Params: map[string]string{}}
+	seen := map[string]string{} // Prisma parameter -> first raw value
+	for _, p := range st.query {
+		if why, bad := prismaOnly[p.key]; bad {
+			return nil, &Error{Param: p.key, Value: p.shown(), Reason: "is a Prisma-only TLS parameter that pgx does not support: " + why}
+		}
+		if _, known := prismaParams[p.key]; known {
+			if _, dup := seen[p.key]; dup {
+				return nil, &Error{Param: p.key, Value: seen[p.key], Reason: "given more than once; give it once"}
+			}
+			seen[p.key] = p.value
+		}
+	}
+	for _, k := range prismaOrder {
+		if v, ok := seen[k]; ok {
+			if err := prismaParams[k](u, v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var clean, redacted []string
+	for _, p := range st.query {
+		if _, known := prismaParams[p.key]; known {
+			continue
+		}
+		if err := checkParam(p); err != nil {
+			return nil, err
+		}
+		u.Params[p.key] = p.shown()
+		clean = append(clean, p.raw)
+		redacted = append(redacted, p.masked())
+		if p.key == "password" {
+			u.password, u.masked = p.value, p.value != ""
+		}
+	}
+	if _, ok := u.Params["password"]; !ok && st.password != "" {
+		u.password, u.masked = st.password, true
+	}
+	u.Clean = st.render(false, clean)
+	u.Redacted = st.render(true, redacted)
+	return u, nil
+}
+
+// Redact returns raw with every password masked, for a message. A URL whose
+// structure is ambiguous (an '@' that does not end the user-info part, a
+// NUL) or that is not a postgres:// URL at all is withheld except for its
+// scheme. Nothing else is changed.
+func Redact(raw string) string {
+	st, err := split(raw)
+	if err != nil {
+		scheme, _, ok := strings.Cut(raw, "://")
+		if ok && schemeRe.MatchString(scheme) {
+			return scheme + "://(withheld: malformed)"
+		}
+		return "(withheld: not a URL)"
+	}
+	var q []string
+	for _, p := range st.query {
+		q = append(q, p.masked())
+	}
+	return st.render(true, q)
+}
+
+// Database returns the database name of a postgres:// URL (decoded), or ""
+// when it has none or cannot be taken apart. It never returns any part of
+// the password.
+func Database(raw string) string {
+	st, err := split(raw)
+	if err != nil {
+		return ""
+	}
+	db, err := uriDecode(st.dbname)
+	if err != nil {
+		return ""
+	}
+	return db
+}
+
+// structure is a URL taken apart by libpq's rules (which pgx v5.11 follows
+// exactly): the user-info part ends at the first '@' that comes before any
+// '/'; the password is what follows its first ':'; the host list ends at
+// '/' or '?'; the database name at '?'; query pairs are separated by '&'.
+// Spans are kept raw (as written) so that rendering changes nothing but
+// the masked password.
+type structure struct {
+	scheme   string // "postgres" or "postgresql"
+	userinfo bool
+	user     string // raw
+	colon    bool   // the user-info part has a ':' (a password, maybe empty)
+	rawPW    string // raw password span
+	password string // decoded
+	netloc   string // raw host list
+	slash    bool   // a '/' starts a path
+	dbname   string // raw
+	query    []pair
+}
+
+type pair struct {
+	raw      string // "key=value" as written
+	rawKey   string
+	rawValue string
+	key      string // decoded, canonical (dbname -> database)
+	value    string // decoded
+	secret   bool   // password or sslpassword
+}
+
+// shown is the value as it may appear in a message.
+func (p pair) shown() string {
+	if p.secret {
+		return Mask
+	}
+	return p.value
+}
+
+// masked is the pair as written, with a secret value masked.
+func (p pair) masked() string {
+	if p.secret && p.value != "" {
+		return p.rawKey + "=" + Mask
+	}
+	return p.raw
+}
+
+func (st *structure) render(mask bool, query []string) string {
+	var b strings.Builder
+	b.WriteString(st.scheme + "://")
+	if st.userinfo {
+		b.WriteString(st.user)
+		if st.colon {
+			b.WriteByte(':')
+			if mask && st.password != "" {
+				b.WriteString(Mask)
+			} else {
+				b.WriteString(st.rawPW)
+			}
+		}
+		b.WriteByte('@')
+	}
+	b.WriteString(st.netloc)
+	if st.slash {
+		b.WriteByte('/')
+		b.WriteString(st.dbname)
+	}
+	if len(query) > 0 {
+		b.WriteByte('?')
+		b.WriteString(strings.Join(query, "&"))
+	}
+	return b.String()
+}
+
+// Fixed texts of refusals about the password or the URL's shape: they quote
+// nothing of the URL, because its parts cannot be told apart from the
+// password.
+const (
+	reasonAmbiguous = "it has an '@' that does not end the user name and password (user:password@host). " +
+		"Percent-encode '@' as %40 wherever else it appears, and in the password also '/' as %2F, '?' as %3F, '#' as %23, ':' as %3A and '%' as %25"
+	reasonPassword    = "its password is not validly percent-encoded: write '%' as %25 and a space as %20, and never %00"
+	reasonNUL         = "it contains a NUL byte"
+	reasonNoEquals    = "a parameter in its query string"
+	reasonValueEquals = "has an '=': percent-encode it as %3D"
+	reasonValueEscape = "is not validly percent-encoded: write '%' as %25 and a space as %20, and never %00"
+	reasonKeyword     = "it is a keyword/value connection string (host=… user=… password=…), which evaldb does not take: " +
+		"write it as a URL, postgres://user:password@host:port/dbname?sslmode=… (percent-encode special characters in the password), " +
+		"as Prisma requires too"
+)
+
+func split(raw string) (*structure, error) {
 	if raw == "" {
 		return nil, &Error{Param: "url", Reason: "empty: set DATABASE_URL (or POSTGRES_PRISMA_URL) to a postgres:// URL"}
 	}
-	scheme, _, ok := strings.Cut(raw, "://")
-	if !ok || (scheme != "postgres" && scheme != "postgresql") {
-		// Say nothing of the URL beyond its scheme: whatever follows may be a
-		// password in a shape no redaction recognises.
+	if strings.IndexByte(raw, 0) >= 0 {
+		return nil, &Error{Param: "url", Reason: reasonNUL}
+	}
+	st := &structure{}
+	var p string
+	switch {
+	case strings.HasPrefix(raw, "postgresql://"):
+		st.scheme, p = "postgresql", raw[len("postgresql://"):]
+	case strings.HasPrefix(raw, "postgres://"):
+		st.scheme, p = "postgres", raw[len("postgres://"):]
+	default:
+		// Say nothing of the string beyond its scheme: whatever follows may
+		// be a password in a shape no redaction recognises.
+		if keywordRe.MatchString(raw) {
+			return nil, &Error{Param: "url", Reason: reasonKeyword}
+		}
 		what := "it has no scheme"
-		if ok && schemeRe.MatchString(scheme) {
+		if scheme, _, ok := strings.Cut(raw, "://"); ok && schemeRe.MatchString(scheme) {
 			what = "its scheme is " + strconv.Quote(scheme)
 		}
 		return nil, &Error{Param: "url", Reason: "not a postgres:// or postgresql:// URL (" + what + ")"}
 	}
-	pu, err := url.Parse(raw)
-	if err != nil {
-		// url.Error repeats the raw URL, password included: keep only the reason.
-		var ue *url.Error
-		reason := err.Error()
-		if errors.As(err, &ue) {
-			reason = ue.Err.Error()
+	if i := strings.IndexAny(p, "@/"); i >= 0 && p[i] == '@' {
+		st.userinfo = true
+		st.user, st.rawPW, st.colon = strings.Cut(p[:i], ":")
+		p = p[i+1:]
+	}
+	if strings.IndexByte(p, '@') >= 0 {
+		return nil, &Error{Param: "url", Reason: reasonAmbiguous}
+	}
+	if st.colon {
+		pw, err := uriDecode(st.rawPW)
+		if err != nil {
+			return nil, &Error{Param: "url", Reason: reasonPassword}
 		}
-		return nil, &Error{Param: "url", Reason: fmt.Sprintf("malformed URL %s: %s", Redact(raw), scrub(reason, passwordOf(raw)))}
+		st.password = pw
 	}
-	pw, _ := pu.User.Password()
-	u := &URL{password: pw, Params: map[string]string{}}
-	if qp := pu.Query().Get("password"); qp != "" && u.password == "" {
-		u.password = qp
-	}
-	q, err := url.ParseQuery(pu.RawQuery)
-	if err != nil {
-		return nil, &Error{Param: "url", Reason: fmt.Sprintf("malformed query string in %s: %s", Redact(raw), scrub(err.Error(), u.password))}
-	}
-	for k, vs := range q {
-		if len(vs) > 1 {
-			if _, known := prismaParams[k]; known {
-				return nil, &Error{Param: k, Value: vs[0], Reason: "given more than once; give it once"}
+	// The host list: up to '/' or '?', skipping over [IPv6] literals.
+	i := 0
+	for i < len(p) && p[i] != '/' && p[i] != '?' {
+		if p[i] == '[' {
+			if j := strings.IndexByte(p[i:], ']'); j >= 0 {
+				i += j
 			}
 		}
-		if why, bad := prismaOnly[k]; bad {
-			return nil, &Error{Param: k, Value: vs[0], Reason: "is a Prisma-only TLS parameter that pgx does not support: " + why}
+		i++
+	}
+	st.netloc, p = p[:i], p[i:]
+	if strings.HasPrefix(p, "/") {
+		st.slash = true
+		var q bool
+		st.dbname, p, q = strings.Cut(p[1:], "?")
+		if q {
+			p = "?" + p
 		}
 	}
-	for _, k := range prismaOrder {
-		set := prismaParams[k]
-		vs, ok := q[k]
+	if !strings.HasPrefix(p, "?") {
+		return st, nil
+	}
+	// Pairs as libpq reads them: a trailing '&' ends the list, an empty pair
+	// anywhere else is refused.
+	n := 0
+	for params := p[1:]; params != ""; {
+		raw := params
+		if i := strings.IndexByte(params, '&'); i >= 0 {
+			raw, params = params[:i], params[i+1:]
+		} else {
+			params = ""
+		}
+		n++
+		k, v, ok := strings.Cut(raw, "=")
 		if !ok {
+			// Not quoted: it may be the rest of a password= value that held
+			// an unescaped '&'.
+			return nil, &Error{Param: "url", Reason: fmt.Sprintf("%s (number %d) has no '=': write every parameter as key=value, "+
+				"and percent-encode '&' inside a value as %%26", reasonNoEquals, n)}
+		}
+		key, err := uriDecode(k)
+		if err != nil {
+			return nil, &Error{Param: "url", Reason: fmt.Sprintf("query parameter name %q is not validly percent-encoded", k)}
+		}
+		if key == "dbname" {
+			key = "database"
+		}
+		pr := pair{raw: raw, rawKey: k, rawValue: v, key: key, secret: key == "password" || key == "sslpassword"}
+		// These two quote the name only: whichever the key, its value may
+		// be a password.
+		if strings.IndexByte(v, '=') >= 0 {
+			return nil, &Error{Param: "url", Reason: fmt.Sprintf("the value of query parameter %q %s", k, reasonValueEquals)}
+		}
+		if pr.value, err = uriDecode(v); err != nil {
+			return nil, &Error{Param: "url", Reason: fmt.Sprintf("the value of query parameter %q %s", k, reasonValueEscape)}
+		}
+		st.query = append(st.query, pr)
+	}
+	return st, nil
+}
+
+// uriDecode percent-decodes a URI component as libpq and pgx do: '%' and
+// two hex digits, %00 forbidden, leading and trailing spaces dropped,
+// spaces inside refused. '+' stays '+'.
+func uriDecode(raw string) (string, error) {
+	raw = strings.Trim(raw, " ")
+	if strings.IndexByte(raw, ' ') >= 0 {
+		return "", errors.New("space")
+	}
+	if strings.IndexByte(raw, '%') < 0 {
+		return raw, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '%' {
+			b.WriteByte(raw[i])
 			continue
 		}
-		if err := set(u, vs[0]); err != nil {
-			return nil, err
+		if i+2 >= len(raw) {
+			return "", errors.New("short escape")
 		}
-		q.Del(k)
-	}
-	for k, vs := range q {
-		v := vs[len(vs)-1]
-		if k == "password" || k == "sslpassword" {
-			v = "xxxxx"
+		hi, ok1 := unhex(raw[i+1])
+		lo, ok2 := unhex(raw[i+2])
+		if !ok1 || !ok2 || hi<<4|lo == 0 {
+			return "", errors.New("bad escape")
 		}
-		u.Params[k] = v
+		b.WriteByte(hi<<4 | lo)
+		i += 2
 	}
-	pu.RawQuery = q.Encode()
-	u.Clean = keepSlashes(pu.String(), pu.Scheme)
-	u.Redacted = keepSlashes(pu.Redacted(), pu.Scheme)
-	if u.password != "" {
-		u.Redacted = scrub(u.Redacted, u.password)
+	return b.String(), nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
 	}
-	return u, nil
+	return 0, false
 }
 
 // prismaOrder fixes the order in which parameters are checked, so that the
@@ -241,15 +483,6 @@ var prismaParams = map[string]func(u *URL, v string) error{
 	},
 }
 
-// keepSlashes restores the "//" that url.URL.String drops when a URL has no
-// host, user or path ("postgres://" means all defaults to pgx).
-func keepSlashes(s, scheme string) string {
-	if strings.HasPrefix(s, scheme+"://") {
-		return s
-	}
-	return scheme + "://" + strings.TrimPrefix(s, scheme+":")
-}
-
 func validUTF8(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
 
 // seconds parses a non-negative number of seconds (fractions allowed, as
@@ -260,45 +493,15 @@ func seconds(param, v, zero string) (*time.Duration, error) {
 		return nil, &Error{Param: param, Value: v, Reason: fmt.Sprintf("must be a number of seconds from 0 to %d (%s)", MaxSeconds, zero)}
 	}
 	d := time.Duration(f * float64(time.Second))
+	if f > 0 && d < time.Millisecond {
+		// time.Duration would round it to (nearly) nothing, and 0 means
+		// something else entirely.
+		return nil, &Error{Param: param, Value: v, Reason: fmt.Sprintf("is below one millisecond, too small to be a timeout; give at least 0.001 seconds, or 0 (%s)", zero)}
+	}
 	return &d, nil
 }
 
 var (
-	schemeRe   = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]{0,31}$`)
-	userinfoRe = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://[^:@/]*):.*@`)
-	pwParamRe  = regexp.MustCompile(`(?i)((?:^|[?&\s])(?:ssl)?password=)[^&\s]*`)
+	schemeRe  = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]{0,31}$`)
+	keywordRe = regexp.MustCompile(`^\s*[a-zA-Z_]+\s*=`)
 )
-
-// Redact returns raw with any password (in the user-info part or as a
-// password= parameter) replaced by "xxxxx". It works on malformed URLs too,
-// erring on the side of hiding too much.
-func Redact(raw string) string {
-	if pu, err := url.Parse(raw); err == nil && (pu.Scheme != "" || pu.User != nil) {
-		pw, _ := pu.User.Password()
-		out := pwParamRe.ReplaceAllString(pu.Redacted(), "${1}xxxxx")
-		return scrub(out, pw)
-	}
-	pw := passwordOf(raw)
-	out := userinfoRe.ReplaceAllString(raw, "${1}:xxxxx@")
-	out = pwParamRe.ReplaceAllString(out, "${1}xxxxx")
-	return scrub(out, pw)
-}
-
-// passwordOf extracts a password from a possibly malformed URL: everything
-// between the first ':' after "://user" and the last '@'.
-func passwordOf(raw string) string {
-	_, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return ""
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return ""
-	}
-	userinfo := rest[:at]
-	_, pw, ok := strings.Cut(userinfo, ":")
-	if !ok {
-		return ""
-	}
-	return pw
-}
