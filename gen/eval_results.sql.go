@@ -30,11 +30,17 @@ INSERT INTO eval_results (
     run_id, case_id, input, expected, output, score, passed,
     latency_ms, prompt_tokens, completion_tokens, error
 )
-SELECT $1,
-       unnest($2::text[]), unnest($3::text[]), unnest($4::text[]),
-       unnest($5::text[]), unnest($6::float8[]), unnest($7::boolean[]),
-       unnest($8::int4[]), unnest($9::int4[]),
-       unnest($10::int4[]), unnest($11::text[])
+SELECT $1, u.case_id, u.input, u.expected, u.output, u.score, u.passed,
+       u.latency_ms, u.prompt_tokens, u.completion_tokens,
+       CASE WHEN u.has_error THEN u.error_text END
+FROM (
+    SELECT unnest($2::text[]) AS case_id, unnest($3::text[]) AS input,
+           unnest($4::text[]) AS expected, unnest($5::text[]) AS output,
+           unnest($6::float8[]) AS score, unnest($7::boolean[]) AS passed,
+           unnest($8::int4[]) AS latency_ms, unnest($9::int4[]) AS prompt_tokens,
+           unnest($10::int4[]) AS completion_tokens,
+           unnest($11::boolean[]) AS has_error, unnest($12::text[]) AS error_text
+) u
 `
 
 type InsertEvalResultsUnnestParams struct {
@@ -48,13 +54,16 @@ type InsertEvalResultsUnnestParams struct {
 	LatenciesMs      []int32   `json:"latencies_ms"`
 	PromptTokens     []int32   `json:"prompt_tokens"`
 	CompletionTokens []int32   `json:"completion_tokens"`
+	HasErrors        []bool    `json:"has_errors"`
 	ErrorTexts       []string  `json:"error_texts"`
 }
 
 // InsertEvalResultsUnnest inserts many results of one run in a single
-// statement from parallel arrays, zipped by unnest (one element per result; error_texts uses
-// NULL for "no error"). It is the small-run path of txn.RecordEvalRun: unlike
-// COPY it can be pipelined in one batch with the run and its metrics.
+// statement from parallel arrays, zipped by unnest (one element per result).
+// error_texts[i] is stored only where has_errors[i] is true, else NULL: the
+// generated []string cannot hold a NULL element. It is the small-run path of
+// txn.RecordEvalRun: unlike COPY it can be pipelined in one batch with the
+// run and its metrics.
 func (q *Queries) InsertEvalResultsUnnest(ctx context.Context, arg InsertEvalResultsUnnestParams) (int64, error) {
 	result, err := q.db.Exec(ctx, InsertEvalResultsUnnest,
 		arg.RunID,
@@ -67,6 +76,7 @@ func (q *Queries) InsertEvalResultsUnnest(ctx context.Context, arg InsertEvalRes
 		arg.LatenciesMs,
 		arg.PromptTokens,
 		arg.CompletionTokens,
+		arg.HasErrors,
 		arg.ErrorTexts,
 	)
 	if err != nil {

@@ -55,9 +55,11 @@ type Querier interface {
 	// txn.RecordEvalRun rather than calling this on a pool.
 	InsertEvalResults(ctx context.Context, arg []InsertEvalResultsParams) (int64, error)
 	// InsertEvalResultsUnnest inserts many results of one run in a single
-	// statement from parallel arrays, zipped by unnest (one element per result; error_texts uses
-	// NULL for "no error"). It is the small-run path of txn.RecordEvalRun: unlike
-	// COPY it can be pipelined in one batch with the run and its metrics.
+	// statement from parallel arrays, zipped by unnest (one element per result).
+	// error_texts[i] is stored only where has_errors[i] is true, else NULL: the
+	// generated []string cannot hold a NULL element. It is the small-run path of
+	// txn.RecordEvalRun: unlike COPY it can be pipelined in one batch with the
+	// run and its metrics.
 	InsertEvalResultsUnnest(ctx context.Context, arg InsertEvalResultsUnnestParams) (int64, error)
 	// InsertEvalRun creates a run. The caller supplies the id (UUIDv7 from
 	// txn.RecordEvalRun); finished_at must be set exactly when status is not

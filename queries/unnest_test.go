@@ -11,14 +11,13 @@ import (
 	"github.com/aah/evaldb/gen"
 )
 
-// unnestParams turns rows into InsertEvalResultsUnnest's parallel arrays.
-// The generated ErrorTexts is a []string, which cannot hold NULL: a nil
-// Error goes as "" and is stored as "" (see unnestArgs for NULLs).
+// unnestParams turns rows into InsertEvalResultsUnnest's parallel arrays;
+// a nil Error is has_errors false, stored as NULL.
 func unnestParams(run uuid.UUID, rows []gen.InsertEvalResultsParams) gen.InsertEvalResultsUnnestParams {
 	p := gen.InsertEvalResultsUnnestParams{
 		RunID: run, CaseIds: []string{}, Inputs: []string{}, Expecteds: []string{}, Outputs: []string{},
 		Scores: []float64{}, Passeds: []bool{}, LatenciesMs: []int32{}, PromptTokens: []int32{},
-		CompletionTokens: []int32{}, ErrorTexts: []string{},
+		CompletionTokens: []int32{}, HasErrors: []bool{}, ErrorTexts: []string{},
 	}
 	for _, r := range rows {
 		p.CaseIds = append(p.CaseIds, r.CaseID)
@@ -34,27 +33,15 @@ func unnestParams(run uuid.UUID, rows []gen.InsertEvalResultsParams) gen.InsertE
 		if r.Error != nil {
 			e = *r.Error
 		}
+		p.HasErrors = append(p.HasErrors, r.Error != nil)
 		p.ErrorTexts = append(p.ErrorTexts, e)
 	}
 	return p
 }
 
-// unnestArgs are the arguments of the gen.InsertEvalResultsUnnest query text
-// with error_texts as a []*string, so that a nil Error is a NULL element:
-// what txn.RecordEvalRun sends.
-func unnestArgs(run uuid.UUID, rows []gen.InsertEvalResultsParams) []any {
-	p := unnestParams(run, rows)
-	errs := []*string{}
-	for _, r := range rows {
-		errs = append(errs, r.Error)
-	}
-	return []any{p.RunID, p.CaseIds, p.Inputs, p.Expecteds, p.Outputs, p.Scores, p.Passeds,
-		p.LatenciesMs, p.PromptTokens, p.CompletionTokens, errs}
-}
-
 func TestInsertEvalResultsUnnest(t *testing.T) {
 	t.Parallel()
-	pool, q := setup(t)
+	_, q := setup(t)
 	ctx := context.Background()
 
 	t.Run("RoundTrip", func(t *testing.T) {
@@ -90,8 +77,8 @@ func TestInsertEvalResultsUnnest(t *testing.T) {
 	})
 
 	t.Run("NullErrorEntries", func(t *testing.T) {
-		// The SQL takes NULL elements in error_texts; the generated
-		// []string cannot express them, so this goes through the query text.
+		// has_errors false stores NULL, whatever error_texts holds; ""
+		// with has_errors true stores "".
 		run := mustInsertRun(t, q, "null-errors")
 		rows := []gen.InsertEvalResultsParams{
 			resultRow(run.ID, "n-1", true), resultRow(run.ID, "n-2", false),
@@ -99,9 +86,11 @@ func TestInsertEvalResultsUnnest(t *testing.T) {
 		}
 		rows[1].Error = ptr("")
 		rows[2].Error = ptr("💥 crashed")
-		tag, err := pool.Exec(ctx, gen.InsertEvalResultsUnnest, unnestArgs(run.ID, rows)...)
-		if err != nil || tag.RowsAffected() != 4 {
-			t.Fatalf("exec InsertEvalResultsUnnest = %v, %v; want 4 rows", tag, err)
+		p := unnestParams(run.ID, rows)
+		p.ErrorTexts[0] = "ignored: has_errors is false"
+		n, err := q.InsertEvalResultsUnnest(ctx, p)
+		if err != nil || n != 4 {
+			t.Fatalf("InsertEvalResultsUnnest = %v, %v; want 4 rows", n, err)
 		}
 		got, err := q.ListEvalResults(ctx, gen.ListEvalResultsParams{RunID: run.ID, RowLimit: 10})
 		if err != nil {
@@ -109,25 +98,6 @@ func TestInsertEvalResultsUnnest(t *testing.T) {
 		}
 		if diff := cmp.Diff(asResults(rows), got); diff != "" {
 			t.Errorf("NULL error entries round trip mismatch (-want +got):\n%s", diff)
-		}
-	})
-
-	t.Run("GeneratedParamsStoreEmptyNotNull", func(t *testing.T) {
-		// Documents the limit of the generated method: a "" error text is
-		// stored as "", never NULL. If this starts failing, the query or
-		// sqlc.yaml changed how error_texts is typed: update unnestParams.
-		run := mustInsertRun(t, q, "empty-error")
-		if _, err := q.InsertEvalResultsUnnest(ctx, unnestParams(run.ID, []gen.InsertEvalResultsParams{resultRow(run.ID, "e", false)})); err != nil {
-			t.Fatalf("InsertEvalResultsUnnest: %v", err)
-		}
-		got, err := q.ListEvalResults(ctx, gen.ListEvalResultsParams{RunID: run.ID, RowLimit: 10})
-		if err != nil {
-			t.Fatalf("ListEvalResults: %v", err)
-		}
-		want := resultRow(run.ID, "e", false)
-		want.Error = ptr("")
-		if diff := cmp.Diff([]gen.EvalResult{asResult(want)}, got); diff != "" {
-			t.Errorf("ListEvalResults mismatch (-want +got):\n%s", diff)
 		}
 	})
 

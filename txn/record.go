@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aah/evaldb/dberr"
@@ -242,56 +241,46 @@ func simpleProtocol(db Beginner) bool {
 	return false
 }
 
-// pgUUID converts an id for pgx: a pgtype.UUID encodes 20 or more times
-// faster than a uuid.UUID (see resultSource) and, unlike a [16]byte, has a known type in
-// QueryExecModeExec, where nothing is described.
-func pgUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
-
-// runArgs are the arguments of gen.InsertEvalRun.
-func runArgs(p gen.InsertEvalRunParams) []any {
-	return []any{pgUUID(p.ID), p.Name, p.Model, p.Dataset, p.Status, p.Config, p.StartedAt, p.FinishedAt}
-}
-
-func scanRun(row pgx.Row) (gen.EvalRun, error) {
-	var r gen.EvalRun
-	err := row.Scan(&r.ID, &r.Name, &r.Model, &r.Dataset, &r.Status, &r.Config, &r.StartedAt, &r.FinishedAt, &r.CreatedAt)
-	return r, err
-}
-
-// resultArrays are the arguments of gen.InsertEvalResultsUnnest; errors go as
-// []*string so that nil becomes NULL (the generated params type has []string).
-func resultArrays(id uuid.UUID, rs []Result) []any {
+// resultParams are the arguments of gen.InsertEvalResultsUnnest: one array
+// per column, and has_errors saying where error_texts holds an error (the
+// rest are stored as NULL).
+func resultParams(id uuid.UUID, rs []Result) gen.InsertEvalResultsUnnestParams {
 	n := len(rs)
-	caseIDs, inputs, expecteds, outputs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	scores, passeds := make([]float64, n), make([]bool, n)
-	lat, pt, ct := make([]int32, n), make([]int32, n), make([]int32, n)
-	errs := make([]*string, n)
-	for i, r := range rs {
-		caseIDs[i], inputs[i], expecteds[i], outputs[i] = r.CaseID, r.Input, r.Expected, r.Output
-		scores[i], passeds[i] = r.Score, r.Passed
-		lat[i], pt[i], ct[i] = r.LatencyMs, r.PromptTokens, r.CompletionTokens
-		errs[i] = r.Error
+	p := gen.InsertEvalResultsUnnestParams{
+		RunID: id, CaseIds: make([]string, n), Inputs: make([]string, n), Expecteds: make([]string, n),
+		Outputs: make([]string, n), Scores: make([]float64, n), Passeds: make([]bool, n),
+		LatenciesMs: make([]int32, n), PromptTokens: make([]int32, n), CompletionTokens: make([]int32, n),
+		HasErrors: make([]bool, n), ErrorTexts: make([]string, n),
 	}
-	return []any{pgUUID(id), caseIDs, inputs, expecteds, outputs, scores, passeds, lat, pt, ct, errs}
+	for i, r := range rs {
+		p.CaseIds[i], p.Inputs[i], p.Expecteds[i], p.Outputs[i] = r.CaseID, r.Input, r.Expected, r.Output
+		p.Scores[i], p.Passeds[i] = r.Score, r.Passed
+		p.LatenciesMs[i], p.PromptTokens[i], p.CompletionTokens[i] = r.LatencyMs, r.PromptTokens, r.CompletionTokens
+		if r.Error != nil {
+			p.HasErrors[i], p.ErrorTexts[i] = true, *r.Error
+		}
+	}
+	return p
 }
 
-func metricArrays(id uuid.UUID, ms []Metric) []any {
-	names, values := make([]string, len(ms)), make([]float64, len(ms))
+// metricParams are the arguments of gen.InsertEvalMetricsUnnest.
+func metricParams(id uuid.UUID, ms []Metric) gen.InsertEvalMetricsUnnestParams {
+	p := gen.InsertEvalMetricsUnnestParams{RunID: id, Names: make([]string, len(ms)), MetricValues: make([]float64, len(ms))}
 	for i, m := range ms {
-		names[i], values[i] = m.Name, m.Value
+		p.Names[i], p.MetricValues[i] = m.Name, m.Value
 	}
-	return []any{pgUUID(id), names, values}
+	return p
 }
 
 // writeBatch writes the run as one pipelined batch: one round trip.
 func writeBatch(ctx context.Context, tx pgx.Tx, rr resolvedRun) (Recorded, error) {
 	b := &pgx.Batch{}
-	b.Queue(gen.InsertEvalRun, runArgs(rr.p)...)
+	b.Queue(gen.InsertEvalRun, gen.InsertEvalRunArgs(rr.p)...)
 	if len(rr.results) > 0 {
-		b.Queue(gen.InsertEvalResultsUnnest, resultArrays(rr.p.ID, rr.results)...)
+		b.Queue(gen.InsertEvalResultsUnnest, gen.InsertEvalResultsUnnestArgs(resultParams(rr.p.ID, rr.results))...)
 	}
 	if len(rr.metrics) > 0 {
-		b.Queue(gen.InsertEvalMetricsUnnest, metricArrays(rr.p.ID, rr.metrics)...)
+		b.Queue(gen.InsertEvalMetricsUnnest, gen.InsertEvalMetricsUnnestArgs(metricParams(rr.p.ID, rr.metrics))...)
 	}
 	br := tx.SendBatch(ctx, b)
 	rec, err := readBatch(br, rr)
@@ -302,7 +291,7 @@ func writeBatch(ctx context.Context, tx pgx.Tx, rr resolvedRun) (Recorded, error
 }
 
 func readBatch(br pgx.BatchResults, rr resolvedRun) (Recorded, error) {
-	run, err := scanRun(br.QueryRow())
+	run, err := gen.ScanInsertEvalRun(br.QueryRow())
 	if err != nil {
 		return Recorded{}, fmt.Errorf("insert eval run: %w", err)
 	}
@@ -332,7 +321,8 @@ func writeCopy(ctx context.Context, tx pgx.Tx, rr resolvedRun) (Recorded, error)
 		return Recorded{}, err
 	}
 	if len(rr.results) > 0 {
-		n, err := tx.CopyFrom(ctx, pgx.Identifier{"eval_results"}, resultColumns, &resultSource{id: pgUUID(rr.p.ID), rows: rr.results})
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{gen.InsertEvalResultsTable}, gen.InsertEvalResultsColumns,
+			&resultSource{row: gen.InsertEvalResultsParams{RunID: rr.p.ID}, rows: rr.results})
 		if err != nil {
 			return Recorded{}, fmt.Errorf("copy %d eval results: %w", len(rr.results), err)
 		}
@@ -341,21 +331,15 @@ func writeCopy(ctx context.Context, tx pgx.Tx, rr resolvedRun) (Recorded, error)
 	return rec, checkCounts(rec, rr)
 }
 
-// resultColumns are the columns of gen.InsertEvalResults (sqlc's COPY).
-var resultColumns = []string{"run_id", "case_id", "input", "expected", "output", "score", "passed",
-	"latency_ms", "prompt_tokens", "completion_tokens", "error"}
-
-// resultSource feeds results to COPY. It does what gen.InsertEvalResults
-// does without building a []gen.InsertEvalResultsParams, and it hands pgx the
-// run id as a pgtype.UUID: pgx encodes a uuid.UUID through its driver.Valuer
-// after a failed binary plan, 2 to 7 µs and 20 allocations a value on the
-// development machine, a pgtype.UUID in under 0.1 µs and 1 allocation. Over
-// 10,000 rows that was 20 to 70 ms of CPU.
+// resultSource feeds results to COPY in the columns of gen.InsertEvalResults
+// (sqlc's :copyfrom), through gen.InsertEvalResultsCopyValues: it does what
+// gen.InsertEvalResults does without building a []gen.InsertEvalResultsParams,
+// reusing one row and one values slice.
 type resultSource struct {
-	id   pgtype.UUID
+	row  gen.InsertEvalResultsParams // RunID set; the rest per result
 	rows []Result
 	i    int
-	vals [11]any
+	vals []any
 }
 
 func (s *resultSource) Next() bool {
@@ -365,9 +349,12 @@ func (s *resultSource) Next() bool {
 
 func (s *resultSource) Values() ([]any, error) {
 	r := &s.rows[s.i-1]
-	s.vals = [11]any{s.id, r.CaseID, r.Input, r.Expected, r.Output, r.Score, r.Passed,
-		r.LatencyMs, r.PromptTokens, r.CompletionTokens, r.Error}
-	return s.vals[:], nil
+	s.row.CaseID, s.row.Input, s.row.Expected, s.row.Output = r.CaseID, r.Input, r.Expected, r.Output
+	s.row.Score, s.row.Passed = r.Score, r.Passed
+	s.row.LatencyMs, s.row.PromptTokens, s.row.CompletionTokens = r.LatencyMs, r.PromptTokens, r.CompletionTokens
+	s.row.Error = r.Error
+	s.vals = gen.InsertEvalResultsCopyValues(s.vals[:0], &s.row)
+	return s.vals, nil
 }
 
 func (s *resultSource) Err() error { return nil }

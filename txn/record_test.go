@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/pashagolub/pgxmock/v5"
 
 	"github.com/aah/evaldb/gen"
@@ -33,14 +32,21 @@ func mockRun() txn.Run {
 	return r
 }
 
-var runColumns = []string{"id", "name", "model", "dataset", "status", "config", "started_at", "finished_at", "created_at"}
+// storedRun is r as the database returns it. Column lists, arguments and
+// row values all come from gen (statements_gen.go), so a column added to
+// eval_runs changes them with no edit here.
+func storedRun(r txn.Run) gen.EvalRun {
+	return gen.EvalRun{ID: r.ID, Name: r.Name, Model: r.Model, Dataset: r.Dataset, Status: r.Status,
+		Config: r.Config, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, CreatedAt: created}
+}
 
 func runRow(m pgxmock.PgxPoolIface, r txn.Run) *pgxmock.Rows {
-	return m.NewRows(runColumns).AddRow(r.ID, r.Name, r.Model, r.Dataset, r.Status, r.Config, r.StartedAt, r.FinishedAt, created)
+	return m.NewRows(gen.InsertEvalRunColumns).AddRow(gen.InsertEvalRunValues(storedRun(r))...)
 }
 
 func runArgs(r txn.Run) []any {
-	return []any{pgtype.UUID{Bytes: r.ID, Valid: true}, r.Name, r.Model, r.Dataset, r.Status, r.Config, r.StartedAt, r.FinishedAt}
+	return gen.InsertEvalRunArgs(gen.InsertEvalRunParams{ID: r.ID, Name: r.Name, Model: r.Model, Dataset: r.Dataset,
+		Status: r.Status, Config: r.Config, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt})
 }
 
 func wantRecorded(r txn.Run, already bool) txn.Recorded {
@@ -60,27 +66,35 @@ func expectBatch(m pgxmock.PgxPoolIface, r txn.Run, runErr error) {
 	} else {
 		q.WillReturnRows(runRow(m, r))
 	}
-	b.ExpectExec(gen.InsertEvalResultsUnnest).WithArgs(
-		pgtype.UUID{Bytes: r.ID, Valid: true}, []string{"c1", "c2"}, []string{"1+1", "2+2"}, []string{"2", "4"}, []string{"2", "5"},
-		[]float64{1, 0}, []bool{true, false}, []int32{12, 15}, []int32{5, 0}, []int32{1, 0},
-		[]*string{nil, r.Results[1].Error},
-	).WillReturnResult(pgxmock.NewResult("INSERT", 2))
-	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(pgtype.UUID{Bytes: r.ID, Valid: true}, []string{"accuracy", "mean_latency_ms"}, []float64{0.5, 13.5}).
+	b.ExpectExec(gen.InsertEvalResultsUnnest).WithArgs(gen.InsertEvalResultsUnnestArgs(gen.InsertEvalResultsUnnestParams{
+		RunID: r.ID, CaseIds: []string{"c1", "c2"}, Inputs: []string{"1+1", "2+2"}, Expecteds: []string{"2", "4"}, Outputs: []string{"2", "5"},
+		Scores: []float64{1, 0}, Passeds: []bool{true, false}, LatenciesMs: []int32{12, 15}, PromptTokens: []int32{5, 0},
+		CompletionTokens: []int32{1, 0}, HasErrors: []bool{false, true}, ErrorTexts: []string{"", *r.Results[1].Error},
+	})...).WillReturnResult(pgxmock.NewResult("INSERT", 2))
+	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(metricArgs(r)...).
 		WillReturnResult(pgxmock.NewResult("INSERT", 2))
+}
+
+func metricArgs(r txn.Run) []any {
+	return gen.InsertEvalMetricsUnnestArgs(gen.InsertEvalMetricsUnnestParams{RunID: r.ID,
+		Names: []string{"accuracy", "mean_latency_ms"}, MetricValues: []float64{0.5, 13.5}})
 }
 
 // expectReadBack expects the idempotency check's reads of the stored run.
 func expectReadBack(m pgxmock.PgxPoolIface, stored txn.Run) {
 	m.ExpectBeginTx(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	m.ExpectQuery(gen.GetEvalRun).WithArgs(stored.ID).WillReturnRows(runRow(m, stored))
-	rows := m.NewRows([]string{"run_id", "case_id", "input", "expected", "output", "score", "passed", "latency_ms", "prompt_tokens", "completion_tokens", "error"})
+	m.ExpectQuery(gen.GetEvalRun).WithArgs(stored.ID).WillReturnRows(
+		m.NewRows(gen.GetEvalRunColumns).AddRow(gen.GetEvalRunValues(storedRun(stored))...))
+	rows := m.NewRows(gen.ListEvalResultsColumns)
 	for _, r := range stored.Results {
-		rows.AddRow(stored.ID, r.CaseID, r.Input, r.Expected, r.Output, r.Score, r.Passed, r.LatencyMs, r.PromptTokens, r.CompletionTokens, r.Error)
+		rows.AddRow(gen.ListEvalResultsValues(gen.EvalResult{RunID: stored.ID, CaseID: r.CaseID, Input: r.Input,
+			Expected: r.Expected, Output: r.Output, Score: r.Score, Passed: r.Passed, LatencyMs: r.LatencyMs,
+			PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, Error: r.Error})...)
 	}
 	m.ExpectQuery(gen.ListEvalResults).WithArgs(stored.ID, "", int32(10_000)).WillReturnRows(rows)
-	metrics := m.NewRows([]string{"run_id", "name", "value"})
+	metrics := m.NewRows(gen.ListEvalMetricsColumns)
 	for _, mt := range stored.Metrics {
-		metrics.AddRow(stored.ID, mt.Name, mt.Value)
+		metrics.AddRow(gen.ListEvalMetricsValues(gen.EvalMetric{RunID: stored.ID, Name: mt.Name, Value: mt.Value})...)
 	}
 	m.ExpectQuery(gen.ListEvalMetrics).WithArgs(stored.ID).WillReturnRows(metrics)
 	m.ExpectCommit()
@@ -110,10 +124,9 @@ func TestRecordEvalRunLargeRunUsesCopy(t *testing.T) {
 	mock.ExpectBegin()
 	b := mock.ExpectBatch()
 	b.ExpectQuery(gen.InsertEvalRun).WithArgs(runArgs(run)...).WillReturnRows(runRow(mock, run))
-	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(pgtype.UUID{Bytes: run.ID, Valid: true}, []string{"accuracy", "mean_latency_ms"}, []float64{0.5, 13.5}).
+	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(metricArgs(run)...).
 		WillReturnResult(pgxmock.NewResult("INSERT", 2))
-	mock.ExpectCopyFrom(pgx.Identifier{"eval_results"},
-		[]string{"run_id", "case_id", "input", "expected", "output", "score", "passed", "latency_ms", "prompt_tokens", "completion_tokens", "error"}).
+	mock.ExpectCopyFrom(pgx.Identifier{gen.InsertEvalResultsTable}, gen.InsertEvalResultsColumns).
 		WillReturnResult(2)
 	mock.ExpectCommit()
 
@@ -236,8 +249,9 @@ func TestRecordEvalRunDefaults(t *testing.T) {
 	b := mock.ExpectBatch()
 	b.ExpectQuery(gen.InsertEvalRun).WithArgs(uuidV7{}, run.Name, run.Model, run.Dataset, txn.StatusCompleted,
 		json.RawMessage("{}"), recentTime{before}, recentTime{before}).
-		WillReturnRows(mock.NewRows(runColumns).AddRow(runID, run.Name, run.Model, run.Dataset, txn.StatusCompleted,
-			json.RawMessage("{}"), started, &finished, created))
+		WillReturnRows(mock.NewRows(gen.InsertEvalRunColumns).AddRow(gen.InsertEvalRunValues(gen.EvalRun{ID: runID, Name: run.Name,
+			Model: run.Model, Dataset: run.Dataset, Status: txn.StatusCompleted, Config: json.RawMessage("{}"),
+			StartedAt: started, FinishedAt: &finished, CreatedAt: created})...))
 	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(pgxmock.AnyArg(), []string{"accuracy", "mean_latency_ms"}, []float64{0.5, 13.5}).
 		WillReturnResult(pgxmock.NewResult("INSERT", 2))
 	mock.ExpectCommit()
@@ -250,10 +264,12 @@ func TestRecordEvalRunDefaults(t *testing.T) {
 // arguments, whose first statement fails with runErr.
 func expectAnyBatch(m pgxmock.PgxPoolIface, runErr error) {
 	b := m.ExpectBatch()
-	b.ExpectQuery(gen.InsertEvalRun).WithArgs(anyArgs(8)...).WillReturnError(runErr)
+	b.ExpectQuery(gen.InsertEvalRun).WithArgs(anyArgs(len(gen.InsertEvalRunArgs(gen.InsertEvalRunParams{})))...).WillReturnError(runErr)
 	// pgxmock runs the rest of the batch on Close even after an error.
-	b.ExpectExec(gen.InsertEvalResultsUnnest).WithArgs(anyArgs(11)...).WillReturnResult(pgxmock.NewResult("INSERT", 0))
-	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(anyArgs(3)...).WillReturnResult(pgxmock.NewResult("INSERT", 0))
+	b.ExpectExec(gen.InsertEvalResultsUnnest).WithArgs(anyArgs(len(gen.InsertEvalResultsUnnestArgs(gen.InsertEvalResultsUnnestParams{})))...).
+		WillReturnResult(pgxmock.NewResult("INSERT", 0))
+	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(anyArgs(len(gen.InsertEvalMetricsUnnestArgs(gen.InsertEvalMetricsUnnestParams{})))...).
+		WillReturnResult(pgxmock.NewResult("INSERT", 0))
 }
 
 func anyArgs(n int) []any {
@@ -268,8 +284,8 @@ func anyArgs(n int) []any {
 type uuidV7 struct{}
 
 func (uuidV7) Match(v any) bool {
-	id, ok := v.(pgtype.UUID)
-	return ok && id.Valid && uuid.UUID(id.Bytes).Version() == 7
+	id, ok := v.(uuid.UUID)
+	return ok && id.Version() == 7
 }
 
 // recentTime matches a time (or non-nil *time.Time) between after, truncated

@@ -46,6 +46,10 @@ func run(root string) error {
 	if err != nil {
 		return fmt.Errorf("load gen: %w", err)
 	}
+	stmts, err := emitStatements(filepath.Join(root, "gen"))
+	if err != nil {
+		return err
+	}
 	for _, m := range pkg.methods {
 		sql, ok := pkg.consts[m.name]
 		if !ok {
@@ -75,6 +79,9 @@ func run(root string) error {
 		return err
 	}
 	if err := writeIfChanged(filepath.Join(root, "schema", "tables_gen.go"), emitTables(si)); err != nil {
+		return err
+	}
+	if err := writeIfChanged(filepath.Join(root, "gen", "statements_gen.go"), stmts); err != nil {
 		return err
 	}
 	return writeIfChanged(filepath.Join(root, "cachewrap", "querier_gen.go"), src)
