@@ -15,12 +15,12 @@ deps: ## Install what the tests need and a fresh machine lacks (PostgreSQL serve
 	@scripts/ensure-deps.sh
 
 .PHONY: generate
-generate: ## Regenerate gen/ (and everything derived from it) after a schema or query change.
-	$(GO) generate ./...
+generate: ## After a schema or query change: sqlc, then cachegen (cache layer, statements, triggers); all or nothing.
+	$(GO) run -C tools ./cachegen -root ..
 
 .PHONY: verify
 verify: ## Fail on generated-code drift, go.mod drift, go vet or staticcheck findings.
-	$(GO) generate ./...
+	$(GO) run -C tools ./cachegen -root ..
 	@git diff --exit-code -- gen schema/generated ':(glob)**/*_gen.go' || { echo "generated code is stale: run 'make generate' and commit the result"; exit 1; }
 	@test -z "$$(git status --porcelain --untracked-files=all -- gen schema/generated ':(glob)**/*_gen.go')" || { echo "make generate created files that are not committed:"; git status --short -- gen schema/generated ':(glob)**/*_gen.go'; exit 1; }
 	$(GO) mod tidy -diff

@@ -10,8 +10,10 @@
 //	-- cache: ttl=30s swr=10s
 //	-- cache: off
 //
-// Run it through `go generate ./...` from the repository root (cachewrap's
-// generate.go runs `go run -C ../tools ./cachegen -root ..`).
+// It is the whole of `make generate` (and of `go generate`, through the
+// root's generate.go): it runs sqlc and then its own steps into a scratch
+// directory and moves the results into place only when every step
+// succeeded (see generate in pipeline.go).
 package main
 
 import (
@@ -30,8 +32,15 @@ import (
 
 func main() {
 	root := flag.String("root", ".", "repository root (holds gen/, schema/, queries/ and cachewrap/)")
+	only := flag.Bool("only-cachegen", false, "skip sqlc and the scratch directory: regenerate from root/gen in place")
 	flag.Parse()
-	if err := run(*root); err != nil {
+	var err error
+	if *only {
+		err = run(*root)
+	} else {
+		err = generate(*root, func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "cachegen:", err)
 		os.Exit(1)
 	}
