@@ -49,6 +49,7 @@ const (
 	qCreateStudentProfile
 	qCreateUser
 	qDeleteEvalRun
+	qEvalLeaderboard
 	qGetEvalRun
 	qGetEvalRunSummary
 	qGetStudentWithMetrics
@@ -90,6 +91,10 @@ var queries = [numQueries]queryInfo{
 		name:        "DeleteEvalRun",
 		writes:      []tableID{tEvalMetrics, tEvalResults, tEvalRuns},
 		uncacheable: "writes",
+	},
+	qEvalLeaderboard: {
+		name:  "EvalLeaderboard",
+		reads: []tableID{tEvalResults, tEvalRuns},
 	},
 	qGetEvalRun: {
 		name:  "GetEvalRun",
@@ -188,7 +193,7 @@ var queries = [numQueries]queryInfo{
 // derives the list from each query's SQL. Safe for concurrent use.
 func ReadOnly(name string) bool {
 	switch name {
-	case "GetEvalRun", "GetEvalRunSummary", "GetStudentWithMetrics", "GetUser", "GetUserByEmail", "ListEvalMetrics", "ListEvalResults", "ListEvalRuns", "ListFailedEvalResults", "ListStudentMetricsInWindow":
+	case "EvalLeaderboard", "GetEvalRun", "GetEvalRunSummary", "GetStudentWithMetrics", "GetUser", "GetUserByEmail", "ListEvalMetrics", "ListEvalResults", "ListEvalRuns", "ListFailedEvalResults", "ListStudentMetricsInWindow":
 		return true
 	}
 	return false
@@ -221,6 +226,35 @@ func (c *Cache) CreateUser(ctx context.Context, arg gen.CreateUserParams) (gen.U
 func (c *Cache) DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, error) {
 	defer c.bump(qDeleteEvalRun)
 	return c.q.DeleteEvalRun(ctx, id)
+}
+
+// EvalLeaderboard serves gen.Querier.EvalLeaderboard from the cache; it reads eval_results, eval_runs.
+// Policy: Options.TTL and Options.SWR.
+func (c *Cache) EvalLeaderboard(ctx context.Context, runIds []uuid.UUID) ([]gen.EvalLeaderboardRow, error) {
+	const qid = qEvalLeaderboard
+	if c.off[qid] {
+		return c.q.EvalLeaderboard(ctx, runIds)
+	}
+	var buf [keyBufSize]byte
+	k := keyArgsEvalLeaderboard(c.keyPrefix(buf[:0], qid), runIds)
+	ent, st := c.lookup(qid, k)
+	if st == stateFresh {
+		return copyEvalLeaderboardRowSlice(ent.val.([]gen.EvalLeaderboardRow)), nil
+	}
+	load := func(ctx context.Context) (any, int64, error) {
+		v, err := c.q.EvalLeaderboard(ctx, runIds)
+		return v, sizeEvalLeaderboardRowSlice(v), err
+	}
+	if st == stateStale {
+		c.revalidate(ctx, ent, load)
+		return copyEvalLeaderboardRowSlice(ent.val.([]gen.EvalLeaderboardRow)), nil
+	}
+	v, err := c.load(ctx, qid, k, load)
+	if err != nil {
+		var zero []gen.EvalLeaderboardRow
+		return zero, err
+	}
+	return copyEvalLeaderboardRowSlice(v.([]gen.EvalLeaderboardRow)), nil
 }
 
 // GetEvalRun serves gen.Querier.GetEvalRun from the cache; it reads eval_runs.
@@ -607,6 +641,11 @@ func (t *txQuerier) DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, err
 	return t.q.DeleteEvalRun(ctx, id)
 }
 
+// EvalLeaderboard runs gen.Querier.EvalLeaderboard in the transaction.
+func (t *txQuerier) EvalLeaderboard(ctx context.Context, runIds []uuid.UUID) ([]gen.EvalLeaderboardRow, error) {
+	return t.q.EvalLeaderboard(ctx, runIds)
+}
+
 // GetEvalRun runs gen.Querier.GetEvalRun in the transaction.
 func (t *txQuerier) GetEvalRun(ctx context.Context, id uuid.UUID) (gen.EvalRun, error) {
 	return t.q.GetEvalRun(ctx, id)
@@ -705,6 +744,12 @@ func (t *txQuerier) UpdateEvalRunStatus(ctx context.Context, arg gen.UpdateEvalR
 	return t.q.UpdateEvalRunStatus(ctx, arg)
 }
 
+// copyEvalLeaderboardRowSlice returns a copy of v that shares no mutable memory with it.
+func copyEvalLeaderboardRowSlice(v []gen.EvalLeaderboardRow) []gen.EvalLeaderboardRow {
+	v = slices.Clone(v)
+	return v
+}
+
 // copyEvalMetricSlice returns a copy of v that shares no mutable memory with it.
 func copyEvalMetricSlice(v []gen.EvalMetric) []gen.EvalMetric {
 	v = slices.Clone(v)
@@ -714,14 +759,14 @@ func copyEvalMetricSlice(v []gen.EvalMetric) []gen.EvalMetric {
 // copyEvalResultSlice returns a copy of v that shares no mutable memory with it.
 func copyEvalResultSlice(v []gen.EvalResult) []gen.EvalResult {
 	if v != nil {
-		s5 := slices.Clone(v)
-		for i6 := range s5 {
-			if s5[i6].Error != nil {
-				x7 := *s5[i6].Error
-				s5[i6].Error = &x7
+		s7 := slices.Clone(v)
+		for i8 := range s7 {
+			if s7[i8].Error != nil {
+				x9 := *s7[i8].Error
+				s7[i8].Error = &x9
 			}
 		}
-		v = s5
+		v = s7
 	}
 	return v
 }
@@ -812,8 +857,8 @@ func copyEvalRun(v gen.EvalRun) gen.EvalRun {
 	}
 	v.Config = slices.Clone(v.Config)
 	if v.FinishedAt != nil {
-		x1 := *v.FinishedAt
-		v.FinishedAt = &x1
+		x3 := *v.FinishedAt
+		v.FinishedAt = &x3
 	}
 	return v
 }
@@ -821,15 +866,15 @@ func copyEvalRun(v gen.EvalRun) gen.EvalRun {
 // copyEvalRunSlice returns a copy of v that shares no mutable memory with it.
 func copyEvalRunSlice(v []gen.EvalRun) []gen.EvalRun {
 	if v != nil {
-		s9 := slices.Clone(v)
-		for i10 := range s9 {
-			s9[i10].Config = slices.Clone(s9[i10].Config)
-			if s9[i10].FinishedAt != nil {
-				x11 := *s9[i10].FinishedAt
-				s9[i10].FinishedAt = &x11
+		s11 := slices.Clone(v)
+		for i12 := range s11 {
+			s11[i12].Config = slices.Clone(s11[i12].Config)
+			if s11[i12].FinishedAt != nil {
+				x13 := *s11[i12].FinishedAt
+				s11[i12].FinishedAt = &x13
 			}
 		}
-		v = s9
+		v = s11
 	}
 	return v
 }
@@ -980,8 +1025,8 @@ func copyGetStudentWithMetricsRow(v gen.GetStudentWithMetricsRow) gen.GetStudent
 		return v
 	}
 	if v.Cohort != nil {
-		x2 := *v.Cohort
-		v.Cohort = &x2
+		x4 := *v.Cohort
+		v.Cohort = &x4
 	}
 	v.MetricNames = slices.Clone(v.MetricNames)
 	v.MetricValues = slices.Clone(v.MetricValues)
@@ -998,6 +1043,20 @@ func copyPerformanceMetricSlice(v []gen.PerformanceMetric) []gen.PerformanceMetr
 // copyUser returns a copy of v that shares no mutable memory with it.
 func copyUser(v gen.User) gen.User {
 	return v
+}
+
+// keyArgsEvalLeaderboard appends the injective encoding of EvalLeaderboard's arguments to k.
+func keyArgsEvalLeaderboard(k []byte, runIds []uuid.UUID) []byte {
+	if runIds == nil {
+		k = append(k, 0)
+	} else {
+		k = append(k, 1)
+		k = appendLen(k, len(runIds))
+		for _, x1 := range runIds {
+			k = appendUUID(k, x1)
+		}
+	}
+	return k
 }
 
 // keyArgsGetEvalRun appends the injective encoding of GetEvalRun's arguments to k.
@@ -1058,6 +1117,18 @@ func keyArgsListEvalRuns(k []byte, arg gen.ListEvalRunsParams) []byte {
 		k = append(k, 1)
 		k = appendUUID(k, (*arg.BeforeID))
 	}
+	if arg.Model == nil {
+		k = append(k, 0)
+	} else {
+		k = append(k, 1)
+		k = appendString(k, (*arg.Model))
+	}
+	if arg.Status == nil {
+		k = append(k, 0)
+	} else {
+		k = append(k, 1)
+		k = appendString(k, (*arg.Status))
+	}
 	k = appendInt64(k, int64(arg.RowLimit))
 	return k
 }
@@ -1084,12 +1155,22 @@ func keyArgsListStudentMetricsInWindow(k []byte, arg gen.ListStudentMetricsInWin
 	return k
 }
 
+// sizeEvalLeaderboardRowSlice estimates the bytes v holds, inline and behind pointers.
+func sizeEvalLeaderboardRowSlice(v []gen.EvalLeaderboardRow) int64 {
+	n := int64(unsafe.Sizeof(v))
+	n += int64(cap(v)) * int64(unsafe.Sizeof(v[:1][0]))
+	for _, x2 := range v {
+		n += int64(len(x2.Model))
+	}
+	return n
+}
+
 // sizeEvalMetricSlice estimates the bytes v holds, inline and behind pointers.
 func sizeEvalMetricSlice(v []gen.EvalMetric) int64 {
 	n := int64(unsafe.Sizeof(v))
 	n += int64(cap(v)) * int64(unsafe.Sizeof(v[:1][0]))
-	for _, x4 := range v {
-		n += int64(len(x4.Name))
+	for _, x6 := range v {
+		n += int64(len(x6.Name))
 	}
 	return n
 }
@@ -1098,14 +1179,14 @@ func sizeEvalMetricSlice(v []gen.EvalMetric) int64 {
 func sizeEvalResultSlice(v []gen.EvalResult) int64 {
 	n := int64(unsafe.Sizeof(v))
 	n += int64(cap(v)) * int64(unsafe.Sizeof(v[:1][0]))
-	for _, x8 := range v {
-		n += int64(len(x8.CaseID))
-		n += int64(len(x8.Input))
-		n += int64(len(x8.Expected))
-		n += int64(len(x8.Output))
-		if x8.Error != nil {
-			n += int64(unsafe.Sizeof(*x8.Error))
-			n += int64(len((*x8.Error)))
+	for _, x10 := range v {
+		n += int64(len(x10.CaseID))
+		n += int64(len(x10.Input))
+		n += int64(len(x10.Expected))
+		n += int64(len(x10.Output))
+		if x10.Error != nil {
+			n += int64(unsafe.Sizeof(*x10.Error))
+			n += int64(len((*x10.Error)))
 		}
 	}
 	return n
@@ -1129,14 +1210,14 @@ func sizeEvalRun(v gen.EvalRun) int64 {
 func sizeEvalRunSlice(v []gen.EvalRun) int64 {
 	n := int64(unsafe.Sizeof(v))
 	n += int64(cap(v)) * int64(unsafe.Sizeof(v[:1][0]))
-	for _, x12 := range v {
-		n += int64(len(x12.Name))
-		n += int64(len(x12.Model))
-		n += int64(len(x12.Dataset))
-		n += int64(len(x12.Status))
-		n += int64(cap(x12.Config))
-		if x12.FinishedAt != nil {
-			n += int64(unsafe.Sizeof(*x12.FinishedAt))
+	for _, x14 := range v {
+		n += int64(len(x14.Name))
+		n += int64(len(x14.Model))
+		n += int64(len(x14.Dataset))
+		n += int64(len(x14.Status))
+		n += int64(cap(x14.Config))
+		if x14.FinishedAt != nil {
+			n += int64(unsafe.Sizeof(*x14.FinishedAt))
 		}
 	}
 	return n
@@ -1158,8 +1239,8 @@ func sizeGetStudentWithMetricsRow(v gen.GetStudentWithMetricsRow) int64 {
 		n += int64(len((*v.Cohort)))
 	}
 	n += int64(cap(v.MetricNames)) * int64(unsafe.Sizeof(v.MetricNames[:1][0]))
-	for _, x3 := range v.MetricNames {
-		n += int64(len(x3))
+	for _, x5 := range v.MetricNames {
+		n += int64(len(x5))
 	}
 	n += int64(cap(v.MetricValues)) * int64(unsafe.Sizeof(v.MetricValues[:1][0]))
 	n += int64(cap(v.MetricRecordedAt)) * int64(unsafe.Sizeof(v.MetricRecordedAt[:1][0]))
@@ -1170,8 +1251,8 @@ func sizeGetStudentWithMetricsRow(v gen.GetStudentWithMetricsRow) int64 {
 func sizePerformanceMetricSlice(v []gen.PerformanceMetric) int64 {
 	n := int64(unsafe.Sizeof(v))
 	n += int64(cap(v)) * int64(unsafe.Sizeof(v[:1][0]))
-	for _, x13 := range v {
-		n += int64(len(x13.Name))
+	for _, x15 := range v {
+		n += int64(len(x15.Name))
 	}
 	return n
 }

@@ -27,6 +27,67 @@ func (q *Queries) DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, error
 	return result.RowsAffected(), nil
 }
 
+const EvalLeaderboard = `-- name: EvalLeaderboard :many
+SELECT
+    r.model,
+    count(DISTINCT r.id)                                                AS runs,
+    count(*)                                                            AS results,
+    avg(CASE WHEN res.passed THEN 1.0 ELSE 0.0 END)::float8             AS pass_rate,
+    avg(res.score)::float8                                              AS mean_score,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY res.latency_ms)::float8  AS p50_latency_ms,
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY res.latency_ms)::float8 AS p95_latency_ms,
+    sum(res.prompt_tokens::int8 + res.completion_tokens::int8)::int8    AS tokens
+FROM eval_runs r
+JOIN eval_results res ON res.run_id = r.id
+WHERE r.id = ANY($1::uuid[])
+GROUP BY r.model
+ORDER BY pass_rate DESC, r.model
+`
+
+type EvalLeaderboardRow struct {
+	Model        string  `json:"model"`
+	Runs         int64   `json:"runs"`
+	Results      int64   `json:"results"`
+	PassRate     float64 `json:"pass_rate"`
+	MeanScore    float64 `json:"mean_score"`
+	P50LatencyMs float64 `json:"p50_latency_ms"`
+	P95LatencyMs float64 `json:"p95_latency_ms"`
+	Tokens       int64   `json:"tokens"`
+}
+
+// EvalLeaderboard ranks models over the given runs: per model, how many runs
+// and results, the pass rate and mean score over all their results, the
+// median and 95th-percentile latency, and the tokens spent (prompt plus
+// completion). Best pass rate first; models without results are left out.
+func (q *Queries) EvalLeaderboard(ctx context.Context, runIds []uuid.UUID) ([]EvalLeaderboardRow, error) {
+	rows, err := q.db.Query(ctx, EvalLeaderboard, runIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []EvalLeaderboardRow{}
+	for rows.Next() {
+		var i EvalLeaderboardRow
+		if err := rows.Scan(
+			&i.Model,
+			&i.Runs,
+			&i.Results,
+			&i.PassRate,
+			&i.MeanScore,
+			&i.P50LatencyMs,
+			&i.P95LatencyMs,
+			&i.Tokens,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const GetEvalRun = `-- name: GetEvalRun :one
 SELECT id, name, model, dataset, status, config, started_at, finished_at, created_at FROM eval_runs
 WHERE id = $1
@@ -152,23 +213,35 @@ WHERE (created_at, id) < (
     coalesce($1::timestamptz, 'infinity'::timestamptz),
     coalesce($2::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid)
 )
+  AND ($3::text IS NULL OR model = $3::text)
+  AND ($4::text IS NULL OR status = $4::text)
 ORDER BY created_at DESC, id DESC
-LIMIT $3
+LIMIT $5
 `
 
 type ListEvalRunsParams struct {
 	BeforeCreatedAt *time.Time `json:"before_created_at"`
 	BeforeID        *uuid.UUID `json:"before_id"`
+	Model           *string    `json:"model"`
+	Status          *string    `json:"status"`
 	RowLimit        int32      `json:"row_limit"`
 }
 
 // ListEvalRuns returns up to row_limit runs, newest first. It pages by keyset:
 // pass the created_at and id of the last run of the previous page as
 // before_created_at and before_id, or NULL for the first page. Unlike OFFSET,
-// every page costs the same however deep it is.
+// every page costs the same however deep it is. model and status, when not
+// NULL, keep only the runs with that model or status; the filter walks the
+// same index, so a rare model costs as many index entries as it skips.
 // cache: ttl=10s
 func (q *Queries) ListEvalRuns(ctx context.Context, arg ListEvalRunsParams) ([]EvalRun, error) {
-	rows, err := q.db.Query(ctx, ListEvalRuns, arg.BeforeCreatedAt, arg.BeforeID, arg.RowLimit)
+	rows, err := q.db.Query(ctx, ListEvalRuns,
+		arg.BeforeCreatedAt,
+		arg.BeforeID,
+		arg.Model,
+		arg.Status,
+		arg.RowLimit,
+	)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,11 @@ type Querier interface {
 	CreateUser(ctx context.Context, arg CreateUserParams) (User, error)
 	// DeleteEvalRun deletes a run; its results and metrics go with it.
 	DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, error)
+	// EvalLeaderboard ranks models over the given runs: per model, how many runs
+	// and results, the pass rate and mean score over all their results, the
+	// median and 95th-percentile latency, and the tokens spent (prompt plus
+	// completion). Best pass rate first; models without results are left out.
+	EvalLeaderboard(ctx context.Context, runIds []uuid.UUID) ([]EvalLeaderboardRow, error)
 	// GetEvalRun returns one run by id.
 	GetEvalRun(ctx context.Context, id uuid.UUID) (EvalRun, error)
 	// GetEvalRunSummary computes a run's headline figures in one query: how many
@@ -76,7 +81,9 @@ type Querier interface {
 	// ListEvalRuns returns up to row_limit runs, newest first. It pages by keyset:
 	// pass the created_at and id of the last run of the previous page as
 	// before_created_at and before_id, or NULL for the first page. Unlike OFFSET,
-	// every page costs the same however deep it is.
+	// every page costs the same however deep it is. model and status, when not
+	// NULL, keep only the runs with that model or status; the filter walks the
+	// same index, so a rare model costs as many index entries as it skips.
 	// cache: ttl=10s
 	ListEvalRuns(ctx context.Context, arg ListEvalRunsParams) ([]EvalRun, error)
 	// ListFailedEvalResults is ListEvalResults restricted to the results that did

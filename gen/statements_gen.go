@@ -79,6 +79,27 @@ func DeleteEvalRunArgs(id uuid.UUID) []any {
 	return []any{id}
 }
 
+// EvalLeaderboardArgs returns the arguments gen.Queries.EvalLeaderboard sends with the SQL EvalLeaderboard,
+// in order: queue them in a pgx.Batch, or expect them in a pgxmock test.
+func EvalLeaderboardArgs(runIds []uuid.UUID) []any {
+	return []any{runIds}
+}
+
+// EvalLeaderboardColumns are the columns EvalLeaderboard returns, in the order ScanEvalLeaderboard reads them.
+var EvalLeaderboardColumns = []string{"model", "runs", "results", "pass_rate", "mean_score", "p50_latency_ms", "p95_latency_ms", "tokens"}
+
+// ScanEvalLeaderboard scans one row of EvalLeaderboard as gen.Queries.EvalLeaderboard does.
+func ScanEvalLeaderboard(row pgx.Row) (EvalLeaderboardRow, error) {
+	var i EvalLeaderboardRow
+	err := row.Scan(&i.Model, &i.Runs, &i.Results, &i.PassRate, &i.MeanScore, &i.P50LatencyMs, &i.P95LatencyMs, &i.Tokens)
+	return i, err
+}
+
+// EvalLeaderboardValues returns a row of EvalLeaderboard as values in EvalLeaderboardColumns order.
+func EvalLeaderboardValues(i EvalLeaderboardRow) []any {
+	return []any{i.Model, i.Runs, i.Results, i.PassRate, i.MeanScore, i.P50LatencyMs, i.P95LatencyMs, i.Tokens}
+}
+
 // GetEvalRunArgs returns the arguments gen.Queries.GetEvalRun sends with the SQL GetEvalRun,
 // in order: queue them in a pgx.Batch, or expect them in a pgxmock test.
 func GetEvalRunArgs(id uuid.UUID) []any {
@@ -310,7 +331,7 @@ func ListEvalResultsValues(i EvalResult) []any {
 // ListEvalRunsArgs returns the arguments gen.Queries.ListEvalRuns sends with the SQL ListEvalRuns,
 // in order: queue them in a pgx.Batch, or expect them in a pgxmock test.
 func ListEvalRunsArgs(arg ListEvalRunsParams) []any {
-	return []any{arg.BeforeCreatedAt, arg.BeforeID, arg.RowLimit}
+	return []any{arg.BeforeCreatedAt, arg.BeforeID, arg.Model, arg.Status, arg.RowLimit}
 }
 
 // ListEvalRunsColumns are the columns ListEvalRuns returns, in the order ScanListEvalRuns reads them.

@@ -15,7 +15,9 @@ WHERE id = @id;
 -- ListEvalRuns returns up to row_limit runs, newest first. It pages by keyset:
 -- pass the created_at and id of the last run of the previous page as
 -- before_created_at and before_id, or NULL for the first page. Unlike OFFSET,
--- every page costs the same however deep it is.
+-- every page costs the same however deep it is. model and status, when not
+-- NULL, keep only the runs with that model or status; the filter walks the
+-- same index, so a rare model costs as many index entries as it skips.
 -- cache: ttl=10s
 -- name: ListEvalRuns :many
 SELECT * FROM eval_runs
@@ -23,8 +25,30 @@ WHERE (created_at, id) < (
     coalesce(sqlc.narg(before_created_at)::timestamptz, 'infinity'::timestamptz),
     coalesce(sqlc.narg(before_id)::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid)
 )
+  AND (sqlc.narg(model)::text IS NULL OR model = sqlc.narg(model)::text)
+  AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text)
 ORDER BY created_at DESC, id DESC
 LIMIT @row_limit;
+
+-- EvalLeaderboard ranks models over the given runs: per model, how many runs
+-- and results, the pass rate and mean score over all their results, the
+-- median and 95th-percentile latency, and the tokens spent (prompt plus
+-- completion). Best pass rate first; models without results are left out.
+-- name: EvalLeaderboard :many
+SELECT
+    r.model,
+    count(DISTINCT r.id)                                                AS runs,
+    count(*)                                                            AS results,
+    avg(CASE WHEN res.passed THEN 1.0 ELSE 0.0 END)::float8             AS pass_rate,
+    avg(res.score)::float8                                              AS mean_score,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY res.latency_ms)::float8  AS p50_latency_ms,
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY res.latency_ms)::float8 AS p95_latency_ms,
+    sum(res.prompt_tokens::int8 + res.completion_tokens::int8)::int8    AS tokens
+FROM eval_runs r
+JOIN eval_results res ON res.run_id = r.id
+WHERE r.id = ANY(@run_ids::uuid[])
+GROUP BY r.model
+ORDER BY pass_rate DESC, r.model;
 
 -- GetEvalRunSummary computes a run's headline figures in one query: how many
 -- results it has, how many passed, the pass rate, the mean score and the

@@ -560,3 +560,135 @@ func TestDeleteEvalRun(t *testing.T) {
 		t.Errorf("rows after DeleteEvalRun mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestListEvalRunsFilters pages through runs of two models and two statuses
+// with each filter and checks that every page holds exactly the runs that
+// match, newest first.
+func TestListEvalRunsFilters(t *testing.T) {
+	t.Parallel()
+	_, q := setup(t)
+	ctx := context.Background()
+	var runs []gen.EvalRun
+	for i := range 12 {
+		p := runParams(fmt.Sprintf("filter-%d", i))
+		p.Model = []string{"model-a", "model-b"}[i%2]
+		if i%3 == 0 {
+			p.Status = "completed"
+			f := p.StartedAt.Add(time.Second)
+			p.FinishedAt = &f
+		}
+		r, err := q.InsertEvalRun(ctx, p)
+		if err != nil {
+			t.Fatalf("InsertEvalRun: %v", err)
+		}
+		runs = append(runs, r)
+	}
+	all := newestFirst(runs)
+	str := func(s string) *string { return &s }
+	for _, tc := range []struct {
+		name          string
+		model, status *string
+	}{
+		{"Model", str("model-a"), nil},
+		{"Status", nil, str("completed")},
+		{"ModelAndStatus", str("model-b"), str("completed")},
+		{"NoMatch", str("model-z"), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := []gen.EvalRun{}
+			for _, r := range all {
+				if (tc.model == nil || r.Model == *tc.model) && (tc.status == nil || r.Status == *tc.status) {
+					want = append(want, r)
+				}
+			}
+			got := []gen.EvalRun{}
+			arg := gen.ListEvalRunsParams{Model: tc.model, Status: tc.status, RowLimit: 2}
+			for pages := 0; ; pages++ {
+				if pages > len(runs) {
+					t.Fatal("paging does not end")
+				}
+				page, err := q.ListEvalRuns(ctx, arg)
+				if err != nil {
+					t.Fatalf("ListEvalRuns(%+v): %v", arg, err)
+				}
+				got = append(got, page...)
+				if len(page) < int(arg.RowLimit) {
+					break
+				}
+				last := page[len(page)-1]
+				arg.BeforeCreatedAt, arg.BeforeID = &last.CreatedAt, &last.ID
+			}
+			if diff := cmp.Diff(want, got, jsonEqual); diff != "" {
+				t.Errorf("ListEvalRuns filtered mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestEvalLeaderboard checks the per-model figures against ones computed
+// here from the results inserted, and that runs not asked for are left out.
+func TestEvalLeaderboard(t *testing.T) {
+	t.Parallel()
+	_, q := setup(t)
+	ctx := context.Background()
+	type res struct {
+		model   string
+		passed  bool
+		score   float64
+		latency int32
+		tokens  int64
+	}
+	var ids []uuid.UUID
+	var inserted []res
+	for i := range 5 {
+		p := runParams(fmt.Sprintf("board-%d", i))
+		p.Model = []string{"alpha", "beta"}[i%2]
+		run, err := q.InsertEvalRun(ctx, p)
+		if err != nil {
+			t.Fatalf("InsertEvalRun: %v", err)
+		}
+		var rows []gen.InsertEvalResultsParams
+		for j := range 3 + i {
+			r := resultRow(run.ID, fmt.Sprintf("c-%d", j), (i+j)%3 != 0)
+			r.Score, r.LatencyMs, r.PromptTokens, r.CompletionTokens = float64(j)/4, int32(100*(i+1)+j), int32(10+j), int32(i)
+			rows = append(rows, r)
+			if i < 4 { // run 4 is not asked for
+				inserted = append(inserted, res{p.Model, r.Passed, r.Score, r.LatencyMs, int64(r.PromptTokens + r.CompletionTokens)})
+			}
+		}
+		mustInsertResults(t, q, rows)
+		if i < 4 {
+			ids = append(ids, run.ID)
+		}
+	}
+	got, err := q.EvalLeaderboard(ctx, ids)
+	if err != nil {
+		t.Fatalf("EvalLeaderboard: %v", err)
+	}
+	var want []gen.EvalLeaderboardRow
+	for _, m := range []string{"alpha", "beta"} {
+		row := gen.EvalLeaderboardRow{Model: m, Runs: 2}
+		var lat []float64
+		var passed, score float64
+		for _, r := range inserted {
+			if r.model != m {
+				continue
+			}
+			row.Results++
+			row.Tokens += r.tokens
+			if r.passed {
+				passed++
+			}
+			score += r.score
+			lat = append(lat, float64(r.latency))
+		}
+		sort.Float64s(lat)
+		row.PassRate, row.MeanScore = passed/float64(row.Results), score/float64(row.Results)
+		row.P50LatencyMs, row.P95LatencyMs = percentileCont(lat, 0.5), percentileCont(lat, 0.95)
+		want = append(want, row)
+	}
+	sort.SliceStable(want, func(i, j int) bool { return want[i].PassRate > want[j].PassRate })
+	if diff := cmp.Diff(want, got, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+		t.Errorf("EvalLeaderboard mismatch (-want +got):\n%s", diff)
+	}
+}

@@ -60,9 +60,11 @@ func TestQueriesUseIndexes(t *testing.T) {
 		want   []string // plan must contain each
 		noSort bool
 	}{
-		{"ListEvalRunsFirstPage", gen.ListEvalRuns, []any{nil, nil, int32(20)},
+		{"ListEvalRunsFirstPage", gen.ListEvalRuns, []any{nil, nil, nil, nil, int32(20)},
 			[]string{"Index Scan using eval_runs_created_at_id_idx"}, true},
-		{"ListEvalRunsDeepPage", gen.ListEvalRuns, []any{deep.CreatedAt, deep.ID, int32(20)},
+		{"ListEvalRunsDeepPage", gen.ListEvalRuns, []any{deep.CreatedAt, deep.ID, nil, nil, int32(20)},
+			[]string{"Index Scan using eval_runs_created_at_id_idx"}, true},
+		{"ListEvalRunsByModelAndStatus", gen.ListEvalRuns, []any{deep.CreatedAt, deep.ID, "gpt-test", "running", int32(20)},
 			[]string{"Index Scan using eval_runs_created_at_id_idx"}, true},
 		{"GetEvalRun", gen.GetEvalRun, []any{run.ID}, []string{"eval_runs_pkey"}, false},
 		{"UpdateEvalRunStatus", gen.UpdateEvalRunStatus, []any{"completed", nil, run.ID}, []string{"eval_runs_pkey"}, false},
