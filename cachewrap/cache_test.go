@@ -72,6 +72,7 @@ var wantTables = map[string]struct{ reads, writes []string }{
 	"CreateStudentProfile":       {writes: []string{"student_profiles"}},
 	"CreateUser":                 {writes: []string{"users"}},
 	"DeleteEvalRun":              {writes: []string{"eval_metrics", "eval_results", "eval_runs"}}, // ON DELETE CASCADE
+	"EvalLeaderboard":            {reads: []string{"eval_results", "eval_runs"}},
 	"GetEvalRun":                 {reads: []string{"eval_runs"}},
 	"GetEvalRunSummary":          {reads: []string{"eval_results", "eval_runs"}},
 	"GetStudentWithMetrics":      {reads: []string{"performance_metrics", "student_profiles"}},

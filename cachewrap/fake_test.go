@@ -166,6 +166,11 @@ func (f *fakeQuerier) ListEvalResults(ctx context.Context, arg gen.ListEvalResul
 	return []gen.EvalResult{{RunID: arg.RunID, CaseID: fmt.Sprint("c", v), Error: &e}}, err
 }
 
+func (f *fakeQuerier) EvalLeaderboard(ctx context.Context, runIDs []uuid.UUID) ([]gen.EvalLeaderboardRow, error) {
+	v, err := f.call("EvalLeaderboard")
+	return []gen.EvalLeaderboardRow{{Model: fmt.Sprint("m", v), Runs: v}}, err
+}
+
 func (f *fakeQuerier) ListEvalRuns(ctx context.Context, arg gen.ListEvalRunsParams) ([]gen.EvalRun, error) {
 	v, err := f.call("ListEvalRuns")
 	return []gen.EvalRun{f.run(v), f.run(v + 1)}, err

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aah/evaldb/gen"
@@ -21,6 +22,26 @@ const readPage = 10_000
 
 // maxDiffs bounds how many differences an ErrRunConflict error names.
 const maxDiffs = 5
+
+// RunConflictError is the error behind ErrRunConflict: a run with this id
+// is already recorded with different content. errors.Is(err, ErrRunConflict)
+// holds; errors.As gives the differences, for a service to pass on (evaldb's
+// HTTP service answers them in its 409).
+type RunConflictError struct {
+	// ID is the run id given, and recorded before.
+	ID uuid.UUID
+	// Differences lists the first differences (at most 5), each as
+	// "field: recorded …, given …" or naming the result or metric that differs.
+	Differences []string
+}
+
+func (e *RunConflictError) Error() string {
+	return fmt.Sprintf("record eval run %s: %v: %s; use a new id for a different run",
+		e.ID, ErrRunConflict, strings.Join(e.Differences, "; "))
+}
+
+// Is makes errors.Is(err, ErrRunConflict) hold.
+func (e *RunConflictError) Is(target error) bool { return target == ErrRunConflict }
 
 // checkExisting reads the recorded run with id rr.p.ID in one consistent
 // snapshot and compares it with rr. found is false when the run no longer
@@ -64,8 +85,7 @@ func checkExisting(ctx context.Context, db Beginner, o *Options, rr resolvedRun)
 		return Recorded{}, false, fmt.Errorf("record eval run %s: read the recorded run to compare: %w", rr.p.ID, err)
 	}
 	if diffs := diffRun(rr, run, results, metrics); len(diffs) > 0 {
-		return Recorded{}, true, fmt.Errorf("record eval run %s: %w: %s; use a new id for a different run",
-			rr.p.ID, ErrRunConflict, strings.Join(diffs, "; "))
+		return Recorded{}, true, &RunConflictError{ID: rr.p.ID, Differences: diffs}
 	}
 	return Recorded{Run: run, Results: len(results), Metrics: len(metrics), AlreadyRecorded: true}, true, nil
 }

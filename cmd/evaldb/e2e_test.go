@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/aah/evaldb/internal/dbtest"
@@ -124,6 +128,14 @@ func TestCommandErrorsSayWhatToDo(t *testing.T) {
 		{"BadDemoFlag", []string{"demo", "-runs", "0"}, nil, 1, "-runs=0: must be between 1 and"},
 		{"BadConnectionLimit", []string{"config"}, map[string]string{"DATABASE_URL": "postgres://u:pw@h/db?connection_limit=abc"}, 1, "connection_limit"},
 		{"BadAppEnv", []string{"config"}, map[string]string{"DATABASE_URL": "postgres://u@h/db", "APP_ENV": "staging"}, 1, "must be development, production or test"},
+		// Without a URL, serve needs -local, and production never falls back
+		// on the embedded database: each says what to set.
+		{"ServeWithoutURL", []string{"serve"}, nil, 1, "set DATABASE_URL (or POSTGRES_PRISMA_URL) to the database to serve, or pass -local"},
+		{"ProductionServeLocal", []string{"serve", "-local"}, map[string]string{"APP_ENV": "production"}, 1, "set DATABASE_URL (or POSTGRES_PRISMA_URL) to your database's postgres:// URL; with APP_ENV=production"},
+		{"ProductionMigrate", []string{"migrate"}, map[string]string{"APP_ENV": "production"}, 1, "with APP_ENV=production evaldb never falls back"},
+		{"ProductionDemo", []string{"demo"}, map[string]string{"APP_ENV": "production"}, 1, "with APP_ENV=production evaldb never falls back"},
+		{"ProductionStats", []string{"stats"}, map[string]string{"APP_ENV": "production"}, 1, "with APP_ENV=production evaldb never falls back"},
+		{"BadMaxBody", []string{"serve", "-max-body", "0"}, nil, 1, "-max-body=0: must be a positive number"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -141,5 +153,65 @@ func TestCommandErrorsSayWhatToDo(t *testing.T) {
 				t.Errorf("output shows the password")
 			}
 		})
+	}
+}
+
+// TestServeEndToEnd runs `evaldb serve` on a real database: it serves the
+// API (the OpenAPI document, a health check, a recorded run) and stops on
+// SIGTERM after saying so.
+func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
+	bin := binary(t)
+	cmd := exec.Command(bin, "serve", "-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbtest.URL(t), "POSTGRES_URL_NON_POOLING=", "POSTGRES_PRISMA_URL=", "DIRECT_URL=", "APP_ENV=test")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() {
+		t.Fatalf("serve printed nothing; stderr:\n%s", stderr.String())
+	}
+	m := regexp.MustCompile(`serving on (http://\S+)`).FindStringSubmatch(lines.Text())
+	if m == nil {
+		t.Fatalf("serve's first line = %q, want the address", lines.Text())
+	}
+	base := m[1]
+	for _, tc := range []struct{ method, path, body, want string }{
+		{"GET", "/openapi.json", "", `"openapi": "3.1.0"`},
+		{"GET", "/healthz", "", `"status":"ok"`},
+		{"POST", "/runs", `{"name":"n","model":"m","dataset":"d","results":[{"case_id":"a b"}]}`, `"result_count":1`},
+		{"GET", "/runs?model=m", "", `"model":"m"`},
+		{"GET", "/nowhere", "", `"code":"not_found"`},
+	} {
+		req, _ := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), tc.want) {
+			t.Errorf("%s %s = %d %.300s, want %q", tc.method, tc.path, resp.StatusCode, b, tc.want)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var rest []string
+	for lines.Scan() {
+		rest = append(rest, lines.Text())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("serve after SIGTERM: %v; stderr:\n%s", err, stderr.String())
+	}
+	if got := strings.Join(rest, "\n"); !strings.Contains(got, "evaldb: stopped") {
+		t.Errorf("serve's output after SIGTERM = %q, want it to say it stopped", got)
 	}
 }

@@ -16,6 +16,9 @@ import (
 func (a *app) repoConfig(ctx context.Context) (*repo.Config, error) {
 	lookup := func(k string) (string, bool) { v := a.getenv(k); return v, v != "" }
 	if a.getenv(repo.EnvDatabaseURL) == "" && a.getenv(repo.EnvPrismaURL) == "" {
+		if err := a.localAllowed(); err != nil {
+			return nil, err
+		}
 		if a.local == nil {
 			l, err := startLocalDB(ctx, a.stderr)
 			if err != nil {
@@ -46,6 +49,26 @@ func (a *app) repoConfig(ctx context.Context) (*repo.Config, error) {
 		return cfg, nil
 	}
 	return repo.ConfigFromLookup(lookup)
+}
+
+// localAllowed says whether this command may fall back on the embedded
+// local PostgreSQL when no database URL is set: it is for the demo and for
+// development, never for production (APP_ENV=production), and serve uses it
+// only when asked (-local), so that a service deployed without its
+// DATABASE_URL fails at start instead of accepting writes into a database
+// nobody backs up.
+func (a *app) localAllowed() error {
+	env := a.getenv(repo.EnvAppEnvironment)
+	if repo.Environment(env) == repo.Production {
+		return fmt.Errorf("no database URL: set %s (or %s) to your database's postgres:// URL; "+
+			"with %s=production evaldb never falls back on the embedded local PostgreSQL, which is for the demo and development only",
+			repo.EnvDatabaseURL, repo.EnvPrismaURL, repo.EnvAppEnvironment)
+	}
+	if a.cmd == "serve" && !a.allowLocal {
+		return fmt.Errorf("no database URL: set %s (or %s) to the database to serve, "+
+			"or pass -local to serve the embedded local PostgreSQL (development only)", repo.EnvDatabaseURL, repo.EnvPrismaURL)
+	}
+	return nil
 }
 
 // migrationConfig is the connection configuration for migrations: the

@@ -8,9 +8,11 @@
 //
 // It reads the environment Prisma users already have (DATABASE_URL,
 // POSTGRES_PRISMA_URL, POSTGRES_URL_NON_POOLING, DIRECT_URL, APP_ENV; see
-// the README). With neither DATABASE_URL nor POSTGRES_PRISMA_URL set, it
-// starts a local PostgreSQL from the installed binaries, keeps its data in
-// the user's cache directory and says where.
+// the README). With neither DATABASE_URL nor POSTGRES_PRISMA_URL set, demo,
+// migrate and stats (and serve -local) start a local PostgreSQL from the
+// installed binaries, keep its data in the user's cache directory and say
+// where; in production (APP_ENV=production), and for serve without -local,
+// a missing URL is an error instead.
 package main
 
 import (
@@ -45,6 +47,8 @@ type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	local          *localDB
+	cmd            string // the subcommand's name
+	allowLocal     bool   // serve -local: the embedded database may be served
 }
 
 func main() {
@@ -71,9 +75,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return 0
 	}
 	a := &app{stdout: stdout, stderr: stderr, getenv: getenv}
-	defer a.local.Close()
+	// a.local is set later, by the command: Close must see that value, so
+	// that a server this process started is stopped (and waited for) before
+	// it exits, not left to die with it while the next command connects.
+	defer func() { a.local.Close() }()
 	for _, c := range commands {
 		if c.name == args[0] {
+			a.cmd = c.name
 			err := c.run(ctx, a, args[1:])
 			if errors.Is(err, flag.ErrHelp) {
 				return 0

@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aah/evaldb/internal/dbtest"
@@ -25,17 +23,6 @@ func scanSecret(t *testing.T, where, text string) {
 			return
 		}
 	}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // TestCommandsNeverPrintThePassword runs `evaldb config` and `evaldb stats`

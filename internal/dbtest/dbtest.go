@@ -76,8 +76,16 @@ var (
 
 // Main runs the package's tests and then stops the throwaway cluster, if one
 // was started, so that nothing is left running or on disk.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m, nil)) }
+
+// Run is Main without the exit: it runs the tests, then after (when not
+// nil, with the tests' exit code, returning the code to exit with), then
+// stops the cluster, and returns the code.
+func Run(m *testing.M, after func(code int) int) int {
 	code := m.Run()
+	if after != nil {
+		code = after(code)
+	}
 	stopBouncer()
 	if server != nil {
 		server.admin.Close()
@@ -87,7 +95,7 @@ func Main(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // GetServer returns the shared server, starting it on first use. It fails
