@@ -47,6 +47,12 @@ func TestCommandsNeverPrintThePassword(t *testing.T) {
 		{"ConfigBadLimit", map[string]string{"DATABASE_URL": good + "&connection_limit=abc"}, []string{"config"}, false},
 		{"ConfigBadDirect", map[string]string{"DATABASE_URL": good, "POSTGRES_URL_NON_POOLING": good + "&pool_timeout=-5"}, []string{"config"}, false},
 		{"ConfigMalformed", map[string]string{"DATABASE_URL": "postgres://postgres:" + testSecret + "@127.0.0.1:99999/x%zz"}, []string{"config"}, false},
+		// Unescaped URL-special characters in the password: accepted where
+		// libpq's rules leave no doubt ('#', '?', '&'), refused unquoted
+		// where they do ('/', '@').
+		{"ConfigUnescapedSpecials", map[string]string{"DATABASE_URL": "postgres://postgres:S3cret!pw-77ab#?&x@" + u.Host + u.Path + "?" + u.RawQuery}, []string{"config"}, true},
+		{"ConfigUnescapedSlash", map[string]string{"DATABASE_URL": "postgres://postgres:" + testSecret + "@" + u.Host + u.Path}, []string{"config"}, false},
+		{"ConfigUnescapedAt", map[string]string{"DATABASE_URL": "postgres://postgres:S3cret!pw@77ab@" + u.Host + u.Path}, []string{"config"}, false},
 		{"ConfigRequireAuth", map[string]string{"DATABASE_URL": good + "&require_auth=scram-sha-256"}, []string{"config"}, false},
 		{"Stats", map[string]string{"DATABASE_URL": good + "&connection_limit=2", "APP_ENV": "development"}, []string{"stats"}, true},
 		{"StatsUnreachable", map[string]string{"DATABASE_URL": "postgres://postgres:" + testSecret + "@127.0.0.1:1/x?connect_timeout=2"}, []string{"stats"}, false},
