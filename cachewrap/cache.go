@@ -31,6 +31,11 @@ type Options struct {
 	// expired value at once and refreshes it in the background. Default 0
 	// (off).
 	SWR time.Duration
+	// TTLOnly lists tables ("*" for all) whose reads are cached even when
+	// the database lacks their notification trigger (see
+	// Cache.CheckTriggers): other processes' writes to them then show only
+	// when cached reads expire. Default none: such reads are not cached.
+	TTLOnly []string
 	// Off lists query names (gen.Querier method names) that must not be
 	// cached, on top of those whose comment says "cache: off". An unknown
 	// name is an error. Default none.

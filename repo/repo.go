@@ -86,6 +86,10 @@ func Open(ctx context.Context, cfg *Config) (*Repo, error) {
 		r.Close()
 		return nil, err
 	}
+	if err := r.checkTriggers(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
 	if err := r.startListener(ctx); err != nil {
 		r.Close()
 		return nil, err

@@ -100,6 +100,9 @@ func writeIfChanged(path string, src []byte) error {
 	if old, err := os.ReadFile(path); err == nil && string(old) == string(src) {
 		return nil
 	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
 	return os.WriteFile(path, src, 0o644)
 }
 

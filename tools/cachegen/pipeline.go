@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,7 +44,17 @@ func generate(root string, logf func(string, ...any)) error {
 			}
 		}
 	}
-	for _, d := range []string{"gen", "cachewrap", "schema/generated"} {
+	// Every directory that holds generated files exists in the scratch
+	// tree too, so that an emitter writing root/<dir>/x_gen.go finds it.
+	dirs := []string{"gen", "cachewrap", "schema/generated"}
+	for _, pat := range []string{"*/*_gen.go", "*/*/*_gen.go"} {
+		found, _ := filepath.Glob(filepath.Join(root, pat))
+		for _, f := range found {
+			rel, _ := filepath.Rel(root, filepath.Dir(f))
+			dirs = append(dirs, rel)
+		}
+	}
+	for _, d := range dirs {
 		if err := os.MkdirAll(filepath.Join(tmp, d), 0o755); err != nil {
 			return err
 		}
@@ -69,28 +80,28 @@ func generate(root string, logf func(string, ...any)) error {
 	return install(tmp, root)
 }
 
-// outputs are the generated files outside gen/.
-var outputs = []string{
-	"cachewrap/querier_gen.go",
-	"schema/tables_gen.go",
-	"schema/generated/notify_gen.sql",
-}
-
-// install moves the scratch tree's results into root: the changed files of
-// gen/ and of outputs, and deletes the .go files of gen/ it no longer has.
+// install moves the scratch tree's results into root: every file the steps
+// wrote (all but the copied inputs) that differs from root's, and deletes the
+// .go files of gen/ it no longer has.
 func install(tmp, root string) error {
-	newGen, err := filepath.Glob(filepath.Join(tmp, "gen", "*.go"))
+	keep := map[string]bool{}
+	var files []string
+	err := filepath.WalkDir(tmp, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(tmp, p)
+		dir := filepath.Dir(rel)
+		if rel == "sqlc.yaml" || (dir == "schema" || dir == "queries") && strings.HasSuffix(rel, ".sql") {
+			return nil // an input
+		}
+		keep[rel] = true
+		files = append(files, rel)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	keep := map[string]bool{}
-	var files []string
-	for _, f := range newGen {
-		rel := filepath.Join("gen", filepath.Base(f))
-		keep[rel] = true
-		files = append(files, rel)
-	}
-	files = append(files, outputs...)
 	sort.Strings(files)
 	if err := os.MkdirAll(filepath.Join(root, "gen"), 0o755); err != nil {
 		return err
