@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/aah/evaldb/internal/dsn"
 )
 
 // NewProvider returns a goose provider for the embedded migrations on db,
@@ -46,11 +48,20 @@ func Open(cfg *pgx.ConnConfig) *sql.DB {
 // Migrate applies every pending migration to the database at databaseURL and
 // returns the versions it applied. It is safe to call from several processes
 // at once: the others wait for the advisory lock and then find nothing to do.
-// databaseURL is a libpq/pgx URL; it should be the non-pooling one.
+// databaseURL is a postgres:// URL (Prisma's parameters are removed); it
+// should be the non-pooling one. No error holds its password.
 func Migrate(ctx context.Context, databaseURL string) ([]int64, error) {
-	cfg, err := pgx.ParseConfig(databaseURL)
+	u, err := dsn.Parse(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	// pgx parses the masked URL; the password is set afterwards.
+	cfg, err := pgx.ParseConfig(u.Redacted)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: parse database URL: %w", err)
+	}
+	if pw, ok := u.Password(); ok {
+		cfg.Password = pw
 	}
 	return MigrateConfig(ctx, cfg)
 }
