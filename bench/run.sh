@@ -62,6 +62,27 @@ start_cluster() {
 	echo "run.sh: throwaway PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port ($PGTMP)" >&2
 }
 
+# prisma_setup installs the Prisma side (on a fresh clone, npm ci) and
+# generates its client. npm's and prisma's output go to stderr: they must
+# never end up in prisma.json. Any failure stops run.sh, saying what to do.
+prisma_setup() {
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+		echo "run.sh: the Prisma benchmark needs Node.js (20 or later) and npm: install them, or set BENCH_PRISMA=0 to leave Prisma out" >&2
+		exit 1
+	fi
+	(
+		cd prisma
+		if [ ! -d node_modules ]; then
+			npm ci --no-audit --no-fund >&2 ||
+				{ echo "run.sh: npm ci in bench/prisma failed (the npm registry must be reachable); or set BENCH_PRISMA=0" >&2; exit 1; }
+		fi
+		# Prisma 7's client needs no engine, but generate would download the
+		# schema engine: any existing file stops it.
+		PRISMA_SCHEMA_ENGINE_BINARY=${PRISMA_SCHEMA_ENGINE_BINARY:-/bin/true} npx prisma generate >&2 ||
+			{ echo "run.sh: prisma generate failed in bench/prisma" >&2; exit 1; }
+	) || exit 1
+}
+
 if [ -z "${TEST_DATABASE_URL:-}" ]; then start_cluster; fi
 export TEST_DATABASE_URL
 BENCH_DATABASE_URL=$($GO run ./cmd/benchseed)
@@ -74,9 +95,8 @@ smoke)
 	# Every test once and every benchmark once, so that none of them rots.
 	$GO test -count=1 -run . -bench . -benchtime=1x .
 	if [ "${BENCH_PRISMA:-0}" = 1 ]; then
-		(cd prisma && { [ -d node_modules ] || npm ci --no-audit --no-fund; } &&
-			PRISMA_SCHEMA_ENGINE_BINARY=${PRISMA_SCHEMA_ENGINE_BINARY:-/bin/true} npx prisma generate >/dev/null &&
-			DATABASE_URL=$BENCH_DATABASE_URL PRISMA_SMOKE=1 npx tsx bench.ts >/dev/null)
+		prisma_setup
+		(cd prisma && DATABASE_URL=$BENCH_DATABASE_URL PRISMA_SMOKE=1 npx tsx bench.ts >/dev/null)
 	fi
 	exit 0
 	;;
@@ -127,19 +147,24 @@ if [ "${BENCH_PGBENCH:-1}" = 1 ]; then
 	grep -H 'tps =' "$OUT"/pgbench-*.txt >&2
 fi
 
+# The table gets a column for each part that ran; benchtable fails when a
+# part's output cannot be read, so a column is never silently "not measured".
+TABLE_ARGS=()
+if [ "${BENCH_GO:-1}" = 1 ]; then TABLE_ARGS+=(-go "$OUT/go.txt"); fi
+if [ "${BENCH_PGBENCH:-1}" = 1 ]; then
+	TABLE_ARGS+=(-pgbench-s "$OUT/pgbench-S.txt" -pgbench-pk "$OUT/pgbench-pk.txt" -pgbench-mix "$OUT/pgbench-mix.txt")
+fi
+
 if [ "${BENCH_PRISMA:-1}" = 1 ]; then
 	echo "== Prisma" >&2
-	(
-		cd prisma
-		[ -d node_modules ] || npm ci --no-audit --no-fund
-		# Prisma 7's client needs no engine, but generate would download the
-		# schema engine: any existing file stops it.
-		PRISMA_SCHEMA_ENGINE_BINARY=${PRISMA_SCHEMA_ENGINE_BINARY:-/bin/true} npx prisma generate >/dev/null
-		DATABASE_URL=$BENCH_DATABASE_URL npx tsx bench.ts
-	) >"$OUT/prisma.json"
+	prisma_setup
+	# Only bench.ts's JSON goes to stdout, and so into prisma.json.
+	(cd prisma && DATABASE_URL=$BENCH_DATABASE_URL npx tsx bench.ts) >"$OUT/prisma.json" ||
+		{ echo "run.sh: the Prisma benchmark failed (its output: $OUT/prisma.json)" >&2; exit 1; }
+	node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$OUT/prisma.json" ||
+		{ echo "run.sh: $OUT/prisma.json is not the JSON bench.ts writes" >&2; exit 1; }
+	TABLE_ARGS+=(-prisma "$OUT/prisma.json")
 fi
 
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
-$GO run ./cmd/benchtable -go "$OUT/go.txt" -prisma "$OUT/prisma.json" \
-	-pgbench-s "$OUT/pgbench-S.txt" -pgbench-pk "$OUT/pgbench-pk.txt" -pgbench-mix "$OUT/pgbench-mix.txt" |
-	tee "$OUT/table.md"
+$GO run ./cmd/benchtable "${TABLE_ARGS[@]}" | tee "$OUT/table.md"

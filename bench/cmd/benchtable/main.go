@@ -117,15 +117,19 @@ func readPrisma(path string, s samples) (*prismaDoc, error) {
 
 var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
 
-// readPgbench returns pgbench's tps, or NaN.
+// readPgbench returns pgbench's tps, or NaN when path is "" (pgbench was
+// not run). A file given that holds no tps line stops benchtable.
 func readPgbench(path string) float64 {
+	if path == "" {
+		return math.NaN()
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return math.NaN()
+		fatal(fmt.Errorf("pgbench figures: %w", err))
 	}
 	m := tpsRE.FindSubmatch(b)
 	if m == nil {
-		return math.NaN()
+		fatal(fmt.Errorf("pgbench figures: %s holds no tps line (pgbench failed?):\n%.500s", path, b))
 	}
 	v, _ := strconv.ParseFloat(string(m[1]), 64)
 	return v
@@ -188,7 +192,9 @@ func main() {
 	if *prismaPath != "" {
 		var err error
 		if pd, err = readPrisma(*prismaPath, s); err != nil {
-			fmt.Fprintln(os.Stderr, "benchtable: no Prisma figures:", err)
+			// A file asked for must be read: a table that silently says "not
+			// measured" hides a broken run.
+			fatal(fmt.Errorf("the Prisma figures: %w", err))
 		}
 	}
 	if pd != nil {
