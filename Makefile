@@ -51,7 +51,8 @@ reliability: deps ## Run the long reliability scenarios (load, restarts, network
 	@grep FIGURE reliability.txt || true
 
 .PHONY: run
-run: deps ## Run the main job on a local PostgreSQL (started from the installed binaries when DATABASE_URL is unset).
+run: ## Run the demo on a local PostgreSQL (started from the installed binaries when DATABASE_URL is unset).
+	@scripts/ensure-deps.sh postgresql
 	$(GO) run ./cmd/evaldb demo
 
 .PHONY: bench

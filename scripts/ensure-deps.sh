@@ -3,7 +3,16 @@
 # pg_ctl) and PgBouncer are installed, for the integration tests and the
 # embedded database of cmd/evaldb. As root on Debian/Ubuntu it installs them
 # with apt-get; otherwise it says exactly what to install.
+#
+#   scripts/ensure-deps.sh              PostgreSQL and PgBouncer (the tests)
+#   scripts/ensure-deps.sh postgresql   PostgreSQL only (make run: the demo uses no PgBouncer)
 set -euo pipefail
+want_bouncer=1
+case "${1:-}" in
+"") ;;
+postgresql) want_bouncer=0 ;;
+*) echo "usage: $0 [postgresql]" >&2; exit 2 ;;
+esac
 
 have() {
   if [ -n "${PG_BINDIR:-}" ] && [ -x "$PG_BINDIR/initdb" ]; then return 0; fi
@@ -20,7 +29,7 @@ have_bouncer() {
 
 missing=()
 have || missing+=(postgresql)
-have_bouncer || missing+=(pgbouncer)
+if [ "$want_bouncer" = 1 ]; then have_bouncer || missing+=(pgbouncer); fi
 if [ ${#missing[@]} = 0 ]; then exit 0; fi
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -29,10 +38,14 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
   # Debian starts a cluster on install where it can; evaldb runs its own.
+  # Stop only the clusters that are online (pg_ctlcluster prints "Cluster is
+  # not running." for the others).
   if command -v pg_lsclusters >/dev/null 2>&1; then
-    pg_lsclusters -h 2>/dev/null | while read -r ver name _; do pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true; done
+    pg_lsclusters -h 2>/dev/null | while read -r ver name _port status _; do
+      if [ "$status" = online ]; then pg_ctlcluster "$ver" "$name" stop >/dev/null 2>&1 || true; fi
+    done
   fi
-  have && have_bouncer && exit 0
+  have && { [ "$want_bouncer" = 0 ] || have_bouncer; } && exit 0
 fi
 
 cat >&2 <<'MSG'

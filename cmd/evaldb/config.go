@@ -3,19 +3,22 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"text/tabwriter"
 
+	"github.com/aah/evaldb/internal/pgcluster"
 	"github.com/aah/evaldb/repo"
 )
 
-func runConfig(ctx context.Context, a *app, args []string) error {
+func runConfig(_ context.Context, a *app, args []string) error {
 	fs := a.newFlags("config", "",
 		"Prints what the current environment means: which variable each URL came from, the URLs\n"+
-			"with passwords redacted, and every pool setting with its value and where it came from.")
+			"with passwords redacted, and every pool setting with its value and where it came from.\n"+
+			"It connects to nothing and starts nothing.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := a.repoConfig(ctx)
+	cfg, err := a.configWithoutServer()
 	if err != nil {
 		return err
 	}
@@ -36,4 +39,28 @@ func runConfig(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Value, s.Source)
 	}
 	return tw.Flush()
+}
+
+// configWithoutServer resolves the environment as the other commands do,
+// but never starts a server: without a database URL it describes the
+// embedded local PostgreSQL, running or not, as the fallback it would be.
+func (a *app) configWithoutServer() (*repo.Config, error) {
+	if !a.noURL() {
+		return repo.ConfigFromLookup(a.lookup)
+	}
+	if err := a.localAllowed(); err != nil {
+		return nil, err
+	}
+	root, err := localDataRoot(a.getenv)
+	if err != nil {
+		return nil, err
+	}
+	dataDir := filepath.Join(root, "data")
+	if port := pgcluster.Running(dataDir); port != 0 {
+		return a.localConfig(localURL(port, "evaldb"), fmt.Sprintf(
+			"no DATABASE_URL or POSTGRES_PRISMA_URL set: the local PostgreSQL running on port %d, data in %s", port, dataDir))
+	}
+	return a.localConfig("postgres://postgres@127.0.0.1/evaldb?sslmode=disable", fmt.Sprintf(
+		"no DATABASE_URL or POSTGRES_PRISMA_URL set: the local PostgreSQL, not running; demo, migrate, stats and serve -local "+
+			"start it on a free port, data in %s (development only)", dataDir))
 }

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-
+	"io"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -57,7 +57,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	fs.IntVar(&o.readers, "readers", 32, "goroutines reading, all sharing one pool")
 	fs.IntVar(&o.reads, "reads", 4000, "reads in all")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed of the synthetic data")
-	fs.BoolVar(&o.progress, "progress", true, "show progress bars on stderr")
+	fs.BoolVar(&o.progress, "progress", true, "show progress on stderr: bars on a terminal, a line per phase elsewhere")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -121,16 +121,57 @@ type demo struct {
 	readErrors   atomic.Int64
 }
 
-func (d *demo) bar(n int, what string) *progressbar.ProgressBar {
-	return progressbar.NewOptions(n,
-		progressbar.OptionSetWriter(d.a.stderr),
-		progressbar.OptionSetVisibility(d.o.progress),
-		progressbar.OptionSetDescription(fmt.Sprintf("%-18s", what)),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
-	)
+// progress reports a phase of the demo on stderr: a bar redrawn in place
+// when stderr is a terminal; elsewhere (a log, a CI job, a pipe), where
+// carriage-return frames would pile up, one plain line when the phase
+// starts and one when it ends.
+type progress struct {
+	bar   *progressbar.ProgressBar // nil: plain lines
+	w     io.Writer
+	what  string
+	n     int
+	start time.Time
+	done  atomic.Bool
+}
+
+func (d *demo) bar(n int, what string) *progress {
+	p := &progress{w: d.a.stderr, what: what, n: n, start: time.Now()}
+	switch {
+	case !d.o.progress:
+		p.w = io.Discard
+	case d.a.terminal:
+		p.bar = progressbar.NewOptions(n,
+			progressbar.OptionSetWriter(d.a.stderr),
+			progressbar.OptionSetDescription(fmt.Sprintf("%-18s", what)),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+	default:
+		fmt.Fprintf(p.w, "evaldb demo: %s (%d) ...\n", what, n)
+	}
+	return p
+}
+
+// Add counts n more done.
+func (p *progress) Add(n int) error {
+	if p.bar != nil {
+		return p.bar.Add(n)
+	}
+	return nil
+}
+
+// Finish ends the phase; a second call does nothing.
+func (p *progress) Finish() error {
+	if p.done.Swap(true) {
+		return nil
+	}
+	if p.bar != nil {
+		return p.bar.Finish()
+	}
+	_, err := fmt.Fprintf(p.w, "evaldb demo: %s: done in %s\n", p.what, time.Since(p.start).Round(time.Millisecond))
+	return err
 }
 
 // makeRun builds run i of the synthetic workload: each model has its own
@@ -361,6 +402,10 @@ func (d *demo) report(ctx context.Context) error {
 	fmt.Fprintf(w, "\nevaldb demo: %d runs × %d results, %d students × %d metrics, %d reads by %d goroutines\n\n",
 		d.o.runs, d.o.results, d.o.students, d.o.studentMetrics, d.o.reads, d.o.readers)
 
+	if err := d.leaderboard(ctx, w); err != nil {
+		return err
+	}
+
 	fmt.Fprintf(w, "WRITES  %d rows in %s: %.0f rows/s\n", d.rowsWritten.Load(), d.writeElapsed.Round(time.Millisecond),
 		float64(d.rowsWritten.Load())/math.Max(d.writeElapsed.Seconds(), 1e-9))
 	fmt.Fprintf(w, "READS   %d in %s: %.0f reads/s, %d failed\n\n", d.o.reads, d.readElapsed.Round(time.Millisecond),
@@ -387,6 +432,33 @@ func (d *demo) report(ctx context.Context) error {
 		p.MaxConns, p.TotalConns, p.IdleConns, p.AcquiredConns, p.AcquireCount, p.EmptyAcquireCount,
 		p.EmptyAcquireWaitTime.Round(time.Millisecond), p.AcquireTimeouts)
 	fmt.Fprintf(w, "SERVER  connections to this database: %s\n", byState(st.Connections))
+	return nil
+}
+
+// leaderboard prints what an evaluation platform looks at first: the
+// models of the runs this demo recorded, ranked by pass rate, with their
+// mean score, latency percentiles and the tokens they spent.
+func (d *demo) leaderboard(ctx context.Context, w io.Writer) error {
+	rows, err := d.r.Queries().EvalLeaderboard(ctx, d.runIDs)
+	if err != nil {
+		return fmt.Errorf("read the leaderboard: %w", err)
+	}
+	fmt.Fprintf(w, "LEADERBOARD  the %d runs recorded above, by model\n", len(d.runIDs))
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "  (no results recorded)")
+		fmt.Fprintln(w)
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "MODEL\tRUNS\tRESULTS\tPASS RATE\tMEAN SCORE\tP50 LATENCY\tP95 LATENCY\tTOKENS\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%.3f\t%.0fms\t%.0fms\t%d\t\n",
+			r.Model, r.Runs, r.Results, 100*r.PassRate, r.MeanScore, r.P50LatencyMs, r.P95LatencyMs, r.Tokens)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
 	return nil
 }
 

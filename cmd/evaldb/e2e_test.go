@@ -78,6 +78,12 @@ func TestBinaryEndToEnd(t *testing.T) {
 		"-student-metrics", "4", "-readers", "4", "-reads", "200", "-progress=false")
 	for _, re := range []string{
 		`evaldb demo: 3 runs × 20 results, 2 students × 4 metrics, 200 reads by 4 goroutines`,
+		`LEADERBOARD  the 3 runs recorded above, by model`,
+		`(?m)^ +MODEL +RUNS +RESULTS +PASS RATE +MEAN SCORE +P50 LATENCY +P95 LATENCY +TOKENS$`,
+		`(?m)^ +gpt-4o +1 +20 +[\d.]+% +[\d.]+ +\d+ms +\d+ms +\d+$`,
+		`(?m)^ +claude-sonnet-4 +1 +20 +[\d.]+% +[\d.]+ +\d+ms +\d+ms +\d+$`,
+		`(?m)^ +llama-3.1-70b +1 +20 +[\d.]+% +[\d.]+ +\d+ms +\d+ms +\d+$`,
+		`(?s)LEADERBOARD.*WRITES.*DATABASE QUERY`, // the evaluation data first, then the layer's figures
 		`WRITES +\d+ rows in [\d.]+m?s: \d+ rows/s`,
 		`READS +200 in [\d.]+m?s: \d+ reads/s, 0 failed`,
 		`(?m)^ +GetEvalRunSummary +\d+ +0 +[\d.]+ms +[\d.]+ms +[\d.]+ms`,

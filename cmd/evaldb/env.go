@@ -14,41 +14,51 @@ import (
 // DATABASE_URL nor POSTGRES_PRISMA_URL set, it starts (or joins) the local
 // PostgreSQL, migrates it, and points every URL at it.
 func (a *app) repoConfig(ctx context.Context) (*repo.Config, error) {
-	lookup := func(k string) (string, bool) { v := a.getenv(k); return v, v != "" }
-	if a.getenv(repo.EnvDatabaseURL) == "" && a.getenv(repo.EnvPrismaURL) == "" {
-		if err := a.localAllowed(); err != nil {
-			return nil, err
-		}
-		if a.local == nil {
-			l, err := startLocalDB(ctx, a.stderr)
-			if err != nil {
-				return nil, err
-			}
-			a.local = l
-			if _, err := schema.Migrate(ctx, l.URL); err != nil {
-				return nil, fmt.Errorf("migrate the local database: %w", err)
-			}
-		}
-		local := a.local.URL
-		lookup = func(k string) (string, bool) {
-			switch k {
-			case repo.EnvDatabaseURL:
-				return local, true
-			case repo.EnvPrismaURL, repo.EnvNonPoolingURL, repo.EnvDirectURL:
-				return "", false
-			}
-			v := a.getenv(k)
-			return v, v != ""
-		}
-		cfg, err := repo.ConfigFromLookup(lookup)
+	if !a.noURL() {
+		return repo.ConfigFromLookup(a.lookup)
+	}
+	if err := a.localAllowed(); err != nil {
+		return nil, err
+	}
+	if a.local == nil {
+		l, err := startLocalDB(ctx, a.stderr, a.getenv)
 		if err != nil {
 			return nil, err
 		}
-		cfg.Sources["URL"] = "local PostgreSQL: no DATABASE_URL or POSTGRES_PRISMA_URL set"
-		cfg.Sources["DirectURL"] = cfg.Sources["URL"]
-		return cfg, nil
+		a.local = l
+		if _, err := schema.Migrate(ctx, l.URL); err != nil {
+			return nil, fmt.Errorf("migrate the local database: %w", err)
+		}
 	}
-	return repo.ConfigFromLookup(lookup)
+	return a.localConfig(a.local.URL, "local PostgreSQL: no DATABASE_URL or POSTGRES_PRISMA_URL set")
+}
+
+func (a *app) lookup(k string) (string, bool) { v := a.getenv(k); return v, v != "" }
+
+// noURL reports whether neither database URL variable is set: the embedded
+// local PostgreSQL is then the fallback.
+func (a *app) noURL() bool {
+	return a.getenv(repo.EnvDatabaseURL) == "" && a.getenv(repo.EnvPrismaURL) == ""
+}
+
+// localConfig is the configuration of the environment with every URL
+// pointing at the local server's url; source says so.
+func (a *app) localConfig(url, source string) (*repo.Config, error) {
+	cfg, err := repo.ConfigFromLookup(func(k string) (string, bool) {
+		switch k {
+		case repo.EnvDatabaseURL:
+			return url, true
+		case repo.EnvPrismaURL, repo.EnvNonPoolingURL, repo.EnvDirectURL:
+			return "", false
+		}
+		return a.lookup(k)
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Sources["URL"] = source
+	cfg.Sources["DirectURL"] = source
+	return cfg, nil
 }
 
 // localAllowed says whether this command may fall back on the embedded

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,8 +19,8 @@ import (
 // $EVALDB_DATA_DIR, else the user's cache directory. Root's cache directory
 // (/root/.cache) is closed to the postgres user the server must run as, so
 // root's cluster lives in /var/cache/evaldb instead.
-func localDataRoot() (string, error) {
-	if d := os.Getenv("EVALDB_DATA_DIR"); d != "" {
+func localDataRoot(getenv func(string) string) (string, error) {
+	if d := getenv("EVALDB_DATA_DIR"); d != "" {
 		return filepath.Abs(d)
 	}
 	if os.Geteuid() == 0 {
@@ -41,21 +43,51 @@ type localDB struct {
 	cluster *pgcluster.Cluster // nil when another process owns the server
 }
 
+// localURL is the URL of database dbname on the local server's port.
+func localURL(port int, dbname string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", port, dbname)
+}
+
+// joinWait bounds how long a command waits for a local server that another
+// evaldb process is starting or stopping.
+const joinWait = 60 * time.Second
+
 // startLocalDB starts (or joins) the local database and makes sure the
 // "evaldb" database exists. It reports what it did on w.
-func startLocalDB(ctx context.Context, w io.Writer) (*localDB, error) {
-	root, err := localDataRoot()
+//
+// Commands run back to back, or side by side, must never race for the one
+// data directory. A server another process runs is joined; one that is
+// shutting down (its owner exiting: 57P03, a reset or a refused
+// connection) is waited for until it is gone, and then this process starts
+// its own. Two processes starting at once are told apart by the server's
+// own lock (postmaster.pid): the loser joins the winner.
+func startLocalDB(ctx context.Context, w io.Writer, getenv func(string) string) (*localDB, error) {
+	root, err := localDataRoot(getenv)
 	if err != nil {
 		return nil, err
 	}
 	l := &localDB{DataDir: filepath.Join(root, "data")}
-	admin := ""
-	if port := pgcluster.Running(l.DataDir); port != 0 {
-		admin = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-		fmt.Fprintf(w, "evaldb: using the local PostgreSQL already running on port %d (data in %s)\n", port, l.DataDir)
-	} else {
+	deadline := time.Now().Add(joinWait)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		if port := pgcluster.Running(l.DataDir); port != 0 {
+			err := ensureDatabase(ctx, localURL(port, "postgres"), "evaldb")
+			if err == nil {
+				fmt.Fprintf(w, "evaldb: using the local PostgreSQL already running on port %d (data in %s)\n", port, l.DataDir)
+				l.URL = localURL(port, "evaldb")
+				return l, nil
+			}
+			if !transient(err) || ctx.Err() != nil {
+				return nil, err
+			}
+			// Starting up or shutting down: wait and look again.
+			lastErr = err
+			if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
 		c, err := pgcluster.Start(startCtx, pgcluster.Options{
 			DataDir: l.DataDir,
 			Durable: true,
@@ -63,25 +95,55 @@ func startLocalDB(ctx context.Context, w io.Writer) (*localDB, error) {
 			// never its consistency.
 			Settings: map[string]string{"synchronous_commit": "off"},
 		})
+		cancel()
 		if err != nil {
+			if strings.Contains(err.Error(), "lock file") && ctx.Err() == nil {
+				// Another process started it between our look and our start.
+				lastErr = err
+				continue
+			}
 			return nil, fmt.Errorf("no DATABASE_URL is set, and starting a local PostgreSQL failed: %w", err)
 		}
 		l.cluster = c
-		admin = c.URL("postgres")
 		fmt.Fprintf(w, "evaldb: no DATABASE_URL set; started a local PostgreSQL on 127.0.0.1:%d\n"+
 			"        data: %s (kept between runs; remove it with: rm -rf %s)\n", c.Port, l.DataDir, root)
+		if err := ensureDatabase(ctx, c.URL("postgres"), "evaldb"); err != nil {
+			l.Close()
+			return nil, err
+		}
+		l.URL = localURL(c.Port, "evaldb")
+		return l, nil
 	}
-	if err := ensureDatabase(ctx, admin, "evaldb"); err != nil {
-		l.Close()
-		return nil, err
+	return nil, fmt.Errorf("the local PostgreSQL in %s neither accepted connections nor stopped within %s: %w", l.DataDir, joinWait, lastErr)
+}
+
+// transient reports whether a connection error means a server that is
+// starting or stopping: worth waiting for.
+func transient(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"57P03", "connection refused", "connection reset", "EOF", "broken pipe"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
 	}
-	u := admin[:len(admin)-len("/postgres?sslmode=disable")] + "/evaldb?sslmode=disable"
-	l.URL = u
-	return l, nil
+	return errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func ensureDatabase(ctx context.Context, adminURL, name string) error {
-	conn, err := pgx.Connect(ctx, adminURL)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, adminURL)
 	if err != nil {
 		return fmt.Errorf("connect to the local PostgreSQL: %w", err)
 	}
@@ -94,12 +156,19 @@ func ensureDatabase(ctx context.Context, adminURL, name string) error {
 		return nil
 	}
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		var already bool
+		// Two processes creating it at once: the other one won.
+		if qerr := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&already); qerr == nil && already {
+			return nil
+		}
 		return fmt.Errorf("create database %s: %w", name, err)
 	}
 	return nil
 }
 
-// Close stops the server if this process started it. The data stays.
+// Close stops the server if this process started it, and waits until it
+// has exited, so that the next command finds it gone rather than stopping.
+// The data stays.
 func (l *localDB) Close() {
 	if l != nil && l.cluster != nil {
 		_ = l.cluster.Stop()

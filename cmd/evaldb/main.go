@@ -25,6 +25,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"golang.org/x/term"
 )
 
 type command struct {
@@ -47,6 +49,7 @@ type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	local          *localDB
+	terminal       bool   // stderr is a terminal: progress may redraw in place
 	cmd            string // the subcommand's name
 	allowLocal     bool   // serve -local: the embedded database may be served
 }
@@ -75,6 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return 0
 	}
 	a := &app{stdout: stdout, stderr: stderr, getenv: getenv}
+	if f, ok := stderr.(*os.File); ok {
+		a.terminal = term.IsTerminal(int(f.Fd()))
+	}
 	// a.local is set later, by the command: Close must see that value, so
 	// that a server this process started is stopped (and waited for) before
 	// it exits, not left to die with it while the next command connects.
