@@ -111,6 +111,7 @@ type Cache struct {
 	waiting     atomic.Int64 // callers waiting for a shared load (for tests)
 	bg          sync.WaitGroup
 	m           counters
+	gate        Gate // nil: every read may use the cache
 }
 
 // entryOverhead approximates the bytes of an entry beyond its key and value:
@@ -193,6 +194,32 @@ func queryByName(name string) (queryID, bool) {
 func (c *Cache) Close() {
 	c.bg.Wait()
 	c.rc.Close()
+}
+
+// Gate is what a Cache asks before each cached read, when one is set with
+// UseCoherence. *Poller implements it.
+type Gate interface {
+	// Fresh returns nil when the cache may serve a read now; an error
+	// sends the read to the database instead.
+	Fresh(ctx context.Context) error
+}
+
+// UseCoherence makes every cached read ask g first, and go to the database
+// (uncached) when g says no. It must be called before the Cache is used.
+// package repo sets it to the Poller in CoherencePoll mode.
+func (c *Cache) UseCoherence(g Gate) { c.gate = g }
+
+// admit reports whether a read may be served from (and stored in) the
+// cache: always, unless a Gate says no.
+func (c *Cache) admit(ctx context.Context) bool {
+	if c.gate == nil {
+		return true
+	}
+	if err := c.gate.Fresh(ctx); err != nil {
+		c.m.bypassed.Add(1)
+		return false
+	}
+	return true
 }
 
 // Wait blocks until the values stored so far are visible to reads (ristretto

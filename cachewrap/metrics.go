@@ -14,6 +14,7 @@ type counters struct {
 	q         [numQueries]queryCounters
 	evictions atomic.Uint64
 	rejected  atomic.Uint64
+	bypassed  atomic.Uint64
 }
 
 // QueryStats counts the cache lookups of one query.
@@ -38,6 +39,9 @@ type Stats struct {
 	// ristretto's admission policy or dropped because its set buffer was
 	// full.
 	RejectedSets uint64
+	// Bypassed counts reads sent to the database uncached because the
+	// coherence Gate (UseCoherence) could not vouch for the cache.
+	Bypassed uint64
 	// Queries holds the counters per cached query, by gen.Querier method
 	// name. Queries that are never cached are absent.
 	Queries map[string]QueryStats
@@ -48,6 +52,7 @@ func (c *Cache) Stats() Stats {
 	s := Stats{
 		Evictions:    c.m.evictions.Load(),
 		RejectedSets: c.m.rejected.Load(),
+		Bypassed:     c.m.bypassed.Load(),
 		Queries:      map[string]QueryStats{},
 	}
 	for i := range c.m.q {

@@ -16,7 +16,7 @@ import (
 )
 
 // ChangesTable is the table of change counters that schema/'s notification
-// triggers keep: one row per table and shard, whose version every
+// triggers keep (schema.ChangesTable, made by schema.NotifySQL): one row per table and shard, whose version every
 // committing statement that changes the table increments. A writer updates
 // the shard of its server backend (pg_backend_pid() % ChangeShards), so
 // concurrent writers on different connections do not wait for each other's

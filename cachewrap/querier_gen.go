@@ -232,7 +232,7 @@ func (c *Cache) DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, error) 
 // Policy: Options.TTL and Options.SWR.
 func (c *Cache) EvalLeaderboard(ctx context.Context, runIds []uuid.UUID) ([]gen.EvalLeaderboardRow, error) {
 	const qid = qEvalLeaderboard
-	if c.off[qid] {
+	if c.off[qid] || !c.admit(ctx) {
 		return c.q.EvalLeaderboard(ctx, runIds)
 	}
 	var buf [keyBufSize]byte
@@ -261,7 +261,7 @@ func (c *Cache) EvalLeaderboard(ctx context.Context, runIds []uuid.UUID) ([]gen.
 // Policy: Options.TTL and Options.SWR.
 func (c *Cache) GetEvalRun(ctx context.Context, id uuid.UUID) (gen.EvalRun, error) {
 	const qid = qGetEvalRun
-	if c.off[qid] {
+	if c.off[qid] || !c.admit(ctx) {
 		return c.q.GetEvalRun(ctx, id)
 	}
 	var buf [keyBufSize]byte
@@ -290,7 +290,7 @@ func (c *Cache) GetEvalRun(ctx context.Context, id uuid.UUID) (gen.EvalRun, erro
 // Policy from queries/: ttl=1m0s swr=30s (a zero takes the Options default).
 func (c *Cache) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (gen.GetEvalRunSummaryRow, error) {
 	const qid = qGetEvalRunSummary
-	if c.off[qid] {
+	if c.off[qid] || !c.admit(ctx) {
 		return c.q.GetEvalRunSummary(ctx, id)
 	}
 	var buf [keyBufSize]byte
@@ -319,7 +319,7 @@ func (c *Cache) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (gen.GetEva
 // Policy from queries/: ttl=30s swr=10s (a zero takes the Options default).
 func (c *Cache) GetStudentWithMetrics(ctx context.Context, studentID string) (gen.GetStudentWithMetricsRow, error) {
 	const qid = qGetStudentWithMetrics
-	if c.off[qid] {
+	if c.off[qid] || !c.admit(ctx) {
 		return c.q.GetStudentWithMetrics(ctx, studentID)
 	}
 	var buf [keyBufSize]byte
@@ -348,7 +348,7 @@ func (c *Cache) GetStudentWithMetrics(ctx context.Context, studentID string) (ge
 // Policy: Options.TTL and Options.SWR.
 func (c *Cache) GetUser(ctx context.Context, id int64) (gen.User, error) {
 	const qid = qGetUser
-	if c.off[qid] {
+	if c.off[qid] || !c.admit(ctx) {
 		return c.q.GetUser(ctx, id)
 	}
 	var buf [keyBufSize]byte
@@ -377,7 +377,7 @@ func (c *Cache) GetUser(ctx context.Context, id int64) (gen.User, error) {
 // Policy: Options.TTL and Options.SWR.
 func (c *Cache) GetUserByEmail(ctx context.Context, email string) (gen.User, error) {
 	const qid = qGetUserByEmail
-	if c.off[qid] {
+	if c.off[qid] || !c.admit(ctx) {
 		return c.q.GetUserByEmail(ctx, email)
 	}
 	var buf [keyBufSize]byte
@@ -454,7 +454,7 @@ func (c *Cache) InsertPerformanceMetrics(ctx context.Context, arg []gen.InsertPe
 // Policy: Options.TTL and Options.SWR.
 func (c *Cache) ListEvalMetrics(ctx context.Context, runID uuid.UUID) ([]gen.EvalMetric, error) {
 	const qid = qListEvalMetrics
-	if c.off[qid] {
+	if c.off[qid] || !c.admit(ctx) {
 		return c.q.ListEvalMetrics(ctx, runID)
 	}
 	var buf [keyBufSize]byte
@@ -483,7 +483,7 @@ func (c *Cache) ListEvalMetrics(ctx context.Context, runID uuid.UUID) ([]gen.Eva
 // Policy: Options.TTL and Options.SWR.
 func (c *Cache) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
 	const qid = qListEvalResults
-	if c.off[qid] {
+	if c.off[qid] || !c.admit(ctx) {
 		return c.q.ListEvalResults(ctx, arg)
 	}
 	var buf [keyBufSize]byte
@@ -512,7 +512,7 @@ func (c *Cache) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsPara
 // Policy from queries/: ttl=10s swr=0s (a zero takes the Options default).
 func (c *Cache) ListEvalRuns(ctx context.Context, arg gen.ListEvalRunsParams) ([]gen.EvalRun, error) {
 	const qid = qListEvalRuns
-	if c.off[qid] {
+	if c.off[qid] || !c.admit(ctx) {
 		return c.q.ListEvalRuns(ctx, arg)
 	}
 	var buf [keyBufSize]byte
@@ -541,7 +541,7 @@ func (c *Cache) ListEvalRuns(ctx context.Context, arg gen.ListEvalRunsParams) ([
 // Policy: Options.TTL and Options.SWR.
 func (c *Cache) ListFailedEvalResults(ctx context.Context, arg gen.ListFailedEvalResultsParams) ([]gen.EvalResult, error) {
 	const qid = qListFailedEvalResults
-	if c.off[qid] {
+	if c.off[qid] || !c.admit(ctx) {
 		return c.q.ListFailedEvalResults(ctx, arg)
 	}
 	var buf [keyBufSize]byte
@@ -570,7 +570,7 @@ func (c *Cache) ListFailedEvalResults(ctx context.Context, arg gen.ListFailedEva
 // Policy: Options.TTL and Options.SWR.
 func (c *Cache) ListStudentMetricsInWindow(ctx context.Context, arg gen.ListStudentMetricsInWindowParams) ([]gen.PerformanceMetric, error) {
 	const qid = qListStudentMetricsInWindow
-	if c.off[qid] {
+	if c.off[qid] || !c.admit(ctx) {
 		return c.q.ListStudentMetricsInWindow(ctx, arg)
 	}
 	var buf [keyBufSize]byte

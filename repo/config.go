@@ -107,14 +107,32 @@ type Config struct {
 	// cachewrap's defaults.
 	CacheOptions *cachewrap.Options
 
-	// DisableListen turns off the cache invalidation listener that Open
-	// starts when the cache is on: one extra connection, on DirectURL
-	// (else URL), that LISTENs for the commit-time notifications of
-	// schema/'s triggers and drops the cached reads of any table another
-	// process (or psql, or a migration) changed. It is never opened through
-	// PgBouncer (pgbouncer=true), which cannot hold a LISTEN. See
-	// Repo.Listener. Default: false (listening).
+	// Coherence is how the cache learns of other processes' writes (other
+	// instances, psql, migrations): CoherenceListen (one LISTEN session per
+	// process on DirectURL), CoherencePoll (no session: change counters
+	// read through the pool, at most once per MaxStaleness, only while
+	// cached reads are served) or CoherenceTTL (not at all: within the
+	// TTL). Repo.Coherence says which one Open chose, and why. Default:
+	// CoherenceAuto (EVALDB_CACHE_COHERENCE), poll when URL or DirectURL
+	// says pgbouncer=true, else listen.
+	Coherence Coherence
+
+	// MaxStaleness bounds, in CoherencePoll mode, how much older than the
+	// latest committed writes a cached read may be. Default: 100 ms
+	// (EVALDB_CACHE_MAX_STALENESS).
+	MaxStaleness time.Duration
+
+	// DisableListen, with Coherence unset, means CoherenceTTL. Deprecated:
+	// set Coherence.
 	DisableListen bool
+
+	// Serverless says the process is one of many short-lived instances
+	// (a serverless function), so that an automatic Coherence never holds
+	// a LISTEN session per instance when URL goes through PgBouncer.
+	// Default: false; ConfigFromLookup sets it when the platform's own
+	// variable is present (VERCEL, AWS_LAMBDA_FUNCTION_NAME, NETLIFY,
+	// FUNCTIONS_WORKER_RUNTIME).
+	Serverless bool
 
 	// ReplicaURLs are read replicas (hot standbys streaming from URL's
 	// server), each a URL that ParseURL accepts. Queries sends read-only
@@ -147,7 +165,16 @@ const (
 	// EnvReplicaURLs lists read replicas' URLs, separated by commas or
 	// white space (see SplitReplicaURLs).
 	EnvReplicaURLs = "DATABASE_REPLICA_URLS"
+	// EnvCacheCoherence sets Config.Coherence: listen, poll or ttl.
+	EnvCacheCoherence = "EVALDB_CACHE_COHERENCE"
+	// EnvCacheMaxStaleness sets Config.MaxStaleness, as a Go duration
+	// ("100ms").
+	EnvCacheMaxStaleness = "EVALDB_CACHE_MAX_STALENESS"
 )
+
+// serverlessMarkers are variables that serverless platforms set in every
+// function instance.
+var serverlessMarkers = []string{"VERCEL", "AWS_LAMBDA_FUNCTION_NAME", "NETLIFY", "FUNCTIONS_WORKER_RUNTIME"}
 
 // ConfigFromEnv builds a Config from the process environment; see
 // ConfigFromLookup.
@@ -169,6 +196,10 @@ func ConfigFromEnv() (*Config, error) {
 //   - Env: APP_ENV (development, production or test), default development.
 //   - ReplicaURLs: DATABASE_REPLICA_URLS, URLs separated by commas or white
 //     space (SplitReplicaURLs); unset means no replicas.
+//   - Coherence and MaxStaleness: EVALDB_CACHE_COHERENCE (listen, poll or
+//     ttl) and EVALDB_CACHE_MAX_STALENESS (a duration such as 100ms).
+//   - Serverless: set when VERCEL, AWS_LAMBDA_FUNCTION_NAME, NETLIFY or
+//     FUNCTIONS_WORKER_RUNTIME is.
 //
 // It fails when neither URL variable is set or APP_ENV has another value;
 // it does not parse the URLs (Open and ParseURL do).
@@ -192,6 +223,22 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (*Config, error) {
 	}
 	if v, src := get(EnvReplicaURLs); v != "" {
 		cfg.ReplicaURLs, cfg.Sources["ReplicaURLs"] = SplitReplicaURLs(v), src
+	}
+	if _, src := get(serverlessMarkers...); src != "" {
+		cfg.Serverless, cfg.Sources["Serverless"] = true, src
+	}
+	if v, src := get(EnvCacheCoherence); v != "" {
+		cfg.Coherence, cfg.Sources["Coherence"] = Coherence(v), src
+		if !cfg.Coherence.Valid() || cfg.Coherence == CoherenceAuto {
+			return nil, fmt.Errorf("repo: %s=%q: must be %s, %s or %s", EnvCacheCoherence, v, CoherenceListen, CoherencePoll, CoherenceTTL)
+		}
+	}
+	if v, src := get(EnvCacheMaxStaleness); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("repo: %s=%q: must be a positive duration such as 100ms", EnvCacheMaxStaleness, v)
+		}
+		cfg.MaxStaleness, cfg.Sources["MaxStaleness"] = d, src
 	}
 	env, src := get(EnvAppEnvironment)
 	cfg.Env, cfg.Sources["Env"] = Environment(env), src

@@ -25,32 +25,14 @@ var listenHook func(table string)
 const listenerAppName = "evaldb-cache-listener"
 
 // startListener starts the cache invalidation listener of a Repo made by
-// Open, unless the cache or the listener is off. It listens on DirectURL,
-// else URL, and never through PgBouncer's transaction pooling: when the only
-// URL it has says pgbouncer=true, it logs a warning and does not listen
-// (other processes' writes are then seen within the cache TTL).
-func (r *Repo) startListener(ctx context.Context) error {
-	if r.cache == nil || r.cfg.DisableListen {
-		return nil
-	}
-	raw, field := r.cfg.DirectURL, "DirectURL"
-	if raw == "" {
-		raw, field = r.cfg.URL, "URL"
-	}
-	s := r.settings
-	if field == "DirectURL" {
-		var err error
-		if s, err = ParseURL(raw, r.cfg.Env); err != nil {
-			return fmt.Errorf("repo: Config.DirectURL (the cache invalidation listener's connection): %w", err)
-		}
-	}
+// Open in CoherenceListen mode, on s (DirectURL's settings, else URL's). It
+// never listens through PgBouncer's transaction pooling, which would hand
+// the LISTEN's server connection to other clients between statements.
+func (r *Repo) startListener(ctx context.Context, s *Settings) error {
 	if s.PgBouncer {
-		r.log.WarnContext(ctx, "evaldb: not listening for cache invalidations: "+
-			"LISTEN needs a session and the "+field+" goes through PgBouncer (pgbouncer=true); "+
-			"set DirectURL (POSTGRES_URL_NON_POOLING or DIRECT_URL) to the server's own address, "+
-			"or writes by other processes are seen only when cached reads expire",
-			"url", s.Redacted)
-		return nil
+		return fmt.Errorf("repo: Config.Coherence is %q, but LISTEN needs a session and %s goes through PgBouncer (pgbouncer=true): "+
+			"set DirectURL (POSTGRES_URL_NON_POOLING or DIRECT_URL) to the server's own address, or use %q, which needs no session",
+			CoherenceListen, s.Redacted, CoherencePoll)
 	}
 	cc := s.Pool.ConnConfig.Copy()
 	if cc.RuntimeParams["application_name"] == "" {
@@ -110,11 +92,9 @@ func (r *Repo) stopListener() {
 	}
 }
 
-// Listener returns the cache invalidation listener that Open started (for
-// its Stats, its Prometheus Collector, and WaitListening), or nil when
-// there is none: a Repo made by New, Config.DisableCache or
-// Config.DisableListen set, or no URL that can hold a LISTEN (see
-// Config.DisableListen).
+// Listener returns the cache invalidation listener that Open started in
+// CoherenceListen mode (for its Stats, its Prometheus Collector, and
+// WaitListening), or nil in any other mode and for a Repo made by New.
 //
 // Open does not wait for the listener to connect: reads cached before its
 // LISTEN takes effect are invalidated when it does, so nothing stale

@@ -32,6 +32,18 @@ import (
 //	notified N       "ok" once the listener has applied N notifications
 //	nextinv          the wall-clock time (Unix ns) at which the listener next
 //	                 applied a performance_metrics notification
+//	busy S MS        read student S's metrics through the cache in a loop for
+//	                 MS milliseconds; "<reads> <coherence checks>" (the
+//	                 Poller's looks during the loop; 0 without a Poller)
+//	looks            the Poller's looks so far (0 without a Poller)
+//	watch S N        read student S's metrics every 0.2 ms until there are
+//	                 N; the Unix ns of the read that first saw them
+//	readloop S MS    read student S's metrics through the cache about once a
+//	                 millisecond for MS milliseconds; one line of
+//	                 "start,end,count" triples (Unix ns), space-separated
+//
+// EVALDB_HELPER_COHERENCE and EVALDB_HELPER_STALENESS set Config.Coherence
+// and Config.MaxStaleness.
 func helperMain() int {
 	ctx := context.Background()
 	invs := make(chan int64, 4096)
@@ -40,7 +52,9 @@ func helperMain() int {
 			invs <- time.Now().UnixNano()
 		}
 	}
-	r, err := Open(ctx, &Config{URL: os.Getenv("EVALDB_HELPER_URL"), DirectURL: os.Getenv("EVALDB_HELPER_DIRECT"), Env: Test})
+	staleness, _ := time.ParseDuration(os.Getenv("EVALDB_HELPER_STALENESS"))
+	r, err := Open(ctx, &Config{URL: os.Getenv("EVALDB_HELPER_URL"), DirectURL: os.Getenv("EVALDB_HELPER_DIRECT"), Env: Test,
+		Coherence: Coherence(os.Getenv("EVALDB_HELPER_COHERENCE")), MaxStaleness: staleness})
 	if err != nil {
 		fmt.Printf("> error open: %v\n", err)
 		return 1
@@ -125,6 +139,46 @@ func helperMain() int {
 					time.Sleep(time.Millisecond)
 				}
 				return "ok"
+			case "busy":
+				student, ms, _ := strings.Cut(arg, " ")
+				d, _ := strconv.Atoi(ms)
+				before, reads := pollerLooks(r), 0
+				for end := time.Now().Add(time.Duration(d) * time.Millisecond); time.Now().Before(end); reads++ {
+					if _, err := r.Queries().GetStudentWithMetrics(ctx, student); err != nil {
+						return "error " + err.Error()
+					}
+				}
+				return fmt.Sprintf("%d %d", reads, pollerLooks(r)-before)
+			case "looks":
+				return strconv.FormatUint(pollerLooks(r), 10)
+			case "watch":
+				student, want, _ := strings.Cut(arg, " ")
+				n, _ := strconv.Atoi(want)
+				for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+					s, err := r.Queries().GetStudentWithMetrics(ctx, student)
+					if err != nil {
+						return "error " + err.Error()
+					}
+					if len(s.MetricValues) >= n {
+						return strconv.FormatInt(time.Now().UnixNano(), 10)
+					}
+					time.Sleep(200 * time.Microsecond)
+				}
+				return "error the write was not seen within 30s"
+			case "readloop":
+				student, ms, _ := strings.Cut(arg, " ")
+				d, _ := strconv.Atoi(ms)
+				var b strings.Builder
+				for end := time.Now().Add(time.Duration(d) * time.Millisecond); time.Now().Before(end); {
+					start := time.Now()
+					s, err := r.Queries().GetStudentWithMetrics(ctx, student)
+					if err != nil {
+						return "error " + err.Error()
+					}
+					fmt.Fprintf(&b, "%d,%d,%d ", start.UnixNano(), time.Now().UnixNano(), len(s.MetricValues))
+					time.Sleep(time.Millisecond)
+				}
+				return strings.TrimSpace(b.String())
 			case "nextinv":
 				select {
 				case ns := <-invs:
@@ -138,6 +192,13 @@ func helperMain() int {
 		fmt.Println("> " + answer)
 	}
 	return 0
+}
+
+func pollerLooks(r *Repo) uint64 {
+	if r.Poller() == nil {
+		return 0
+	}
+	return r.Poller().Stats().Looks
 }
 
 // seedStudent creates a user with student profile studentID.

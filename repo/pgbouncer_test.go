@@ -205,24 +205,32 @@ func TestThroughPgBouncer(t *testing.T) {
 	}
 }
 
-// TestPgBouncerWithoutDirectURLDoesNotListen checks that with only a
+// TestPgBouncerWithoutDirectURLPolls checks that with only a
 // pgbouncer=true URL, Open does not LISTEN through PgBouncer (the
 // notifications would reach whichever client next got that server
-// connection) and says why.
-func TestPgBouncerWithoutDirectURLDoesNotListen(t *testing.T) {
+// connection) but keeps the cache coherent by polling, and says why; and
+// that asking for LISTEN there is refused with what to do.
+func TestPgBouncerWithoutDirectURLPolls(t *testing.T) {
 	t.Parallel()
-	var logs logBuffer
 	pooled, _ := bouncedURLs(t, "")
-	r := open(t, &Config{URL: pooled, Env: Test, Logger: logs.logger()})
-	if r.Listener() != nil {
-		t.Error("Listener() != nil, want no listener through PgBouncer")
+	for _, cfg := range []*Config{
+		{URL: pooled, Env: Test},
+		{URL: pooled, DirectURL: pooled, Env: Test},
+	} {
+		r := open(t, cfg)
+		if r.Listener() != nil {
+			t.Error("Listener() != nil, want no listener through PgBouncer")
+		}
+		if mode, why := r.Coherence(); mode != CoherencePoll || !strings.Contains(why, "pgbouncer=true") {
+			t.Errorf("Coherence() = %q, %q; want poll, because of pgbouncer=true", mode, why)
+		}
+		if r.Poller() == nil {
+			t.Error("Poller() = nil, want the session-free coherence check")
+		}
 	}
-	if !strings.Contains(logs.String(), "not listening for cache invalidations") {
-		t.Errorf("log = %s, want a warning that names the missing DirectURL", logs.String())
-	}
-	r2 := open(t, &Config{URL: pooled, DirectURL: pooled, Env: Test})
-	if r2.Listener() != nil {
-		t.Error("Listener() with DirectURL through PgBouncer != nil, want none")
+	_, err := Open(context.Background(), &Config{URL: pooled, Env: Test, Coherence: CoherenceListen})
+	if err == nil || !strings.Contains(err.Error(), "LISTEN needs a session") || !strings.Contains(err.Error(), string(CoherencePoll)) {
+		t.Errorf("Open with Coherence listen through PgBouncer: err = %v, want a refusal that says LISTEN needs a session and names poll", err)
 	}
 }
 
@@ -241,11 +249,12 @@ type helper struct {
 }
 
 // startHelper runs TestHelperProcess in a new process, opening a Repo on
-// url (and direct as DirectURL, unless empty).
-func startHelper(t testing.TB, url, direct string) *helper {
+// url (and direct as DirectURL, unless empty); env adds variables (such as
+// EVALDB_HELPER_COHERENCE).
+func startHelper(t testing.TB, url, direct string, env ...string) *helper {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "-test.bench=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=1", "EVALDB_HELPER_URL="+url, "EVALDB_HELPER_DIRECT="+direct)
+	cmd.Env = append(append(os.Environ(), helperEnv+"=1", "EVALDB_HELPER_URL="+url, "EVALDB_HELPER_DIRECT="+direct), env...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -259,6 +268,7 @@ func startHelper(t testing.TB, url, direct string) *helper {
 		t.Fatal(err)
 	}
 	h := &helper{t: t, cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	h.out.Buffer(make([]byte, 64<<10), 64<<20) // readloop answers in one long line
 	t.Cleanup(func() {
 		_ = in.Close() // EOF: the helper exits
 		done := make(chan error, 1)

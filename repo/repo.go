@@ -38,8 +38,12 @@ type Repo struct {
 	stat     func() *pgxpool.Stat // nil unless the executor is a *pgxpool.Pool
 	regKey   string
 	closed   sync.Once
-	listen   *listening  // nil unless Open started the cache invalidation listener
-	rep      *replicaSet // nil without Config.ReplicaURLs; see replica.go
+	listen   *listening        // nil unless Open started the cache invalidation listener
+	poller   *cachewrap.Poller // nil unless Open chose CoherencePoll
+	// coherence is the mode Open chose and coherenceWhy the reason.
+	coherence    Coherence
+	coherenceWhy string
+	rep          *replicaSet // nil without Config.ReplicaURLs; see replica.go
 }
 
 // Open parses cfg.URL (see ParseURL), builds one pgx pool with evaldb's
@@ -90,7 +94,7 @@ func Open(ctx context.Context, cfg *Config) (*Repo, error) {
 		r.Close()
 		return nil, err
 	}
-	if err := r.startListener(ctx); err != nil {
+	if err := r.startCoherence(ctx); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -126,6 +130,12 @@ func newRepo(db DBTX, cfg *Config) (*Repo, error) {
 	c.Env = cmp.Or(c.Env, Development)
 	if !c.Env.Valid() {
 		return nil, fmt.Errorf("repo: Config.Env %q: must be development, production or test", c.Env)
+	}
+	if !c.Coherence.Valid() {
+		return nil, fmt.Errorf("repo: Config.Coherence %q: must be %q, %q, %q or empty (automatic)", c.Coherence, CoherenceListen, CoherencePoll, CoherenceTTL)
+	}
+	if c.MaxStaleness < 0 {
+		return nil, fmt.Errorf("repo: Config.MaxStaleness must be >= 0 (got %s)", c.MaxStaleness)
 	}
 	if c.QueryTimeout < 0 {
 		return nil, fmt.Errorf("repo: Config.QueryTimeout must be >= 0 (got %s)", c.QueryTimeout)

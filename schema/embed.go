@@ -16,3 +16,9 @@ var FS embed.FS
 //
 //go:embed generated/notify_gen.sql
 var NotifySQL string
+
+// ChangesTable is the bookkeeping table that NotifySQL creates (and that
+// migrating down leaves): the change counters of the session-free cache
+// coherence mode, which every notification trigger increments. It is not
+// one of Tables and has no trigger of its own.
+const ChangesTable = "evaldb_changes"

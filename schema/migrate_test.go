@@ -24,7 +24,7 @@ func tables(t *testing.T, dbURL string) []string {
 	}
 	defer conn.Close(ctx)
 	rows, _ := conn.Query(ctx, `SELECT table_name::text FROM information_schema.tables
-		WHERE table_schema = 'public' AND table_name <> 'goose_db_version' ORDER BY 1`)
+		WHERE table_schema = 'public' AND table_name NOT IN ('goose_db_version', $1) ORDER BY 1`, schema.ChangesTable)
 	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,9 @@
 -- statement that changes a table (INSERT, UPDATE, DELETE, TRUNCATE, from any
 -- writer: evaldb, psql, a migration, another service) notifies channel
 -- evaldb_invalidate with the table's name when its transaction commits, and
--- every evaldb cache listening drops what it holds of that table.
+-- every evaldb cache listening drops what it holds of that table; it also
+-- increments the table's change counter in evaldb_changes, which caches that
+-- cannot listen (behind PgBouncer, serverless) read instead.
 --
 -- schema.Migrate (and so "evaldb migrate") runs this file after goose's
 -- migrations, every time: it is idempotent (CREATE OR REPLACE). Regenerate it
@@ -12,10 +14,24 @@
 -- stale. To apply it by hand (psql -f) on a database migrated elsewhere, run
 -- it as a role that owns the tables.
 
+CREATE TABLE IF NOT EXISTS evaldb_changes (
+    table_name text   NOT NULL,
+    shard      int    NOT NULL,
+    version    bigint NOT NULL,
+    PRIMARY KEY (table_name, shard)
+) WITH (fillfactor = 50);
+
 CREATE OR REPLACE FUNCTION evaldb_notify_invalidate() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    tbl text := coalesce(TG_ARGV[0], TG_TABLE_NAME);
 BEGIN
-    PERFORM pg_notify('evaldb_invalidate', coalesce(TG_ARGV[0], TG_TABLE_NAME));
+    IF current_setting('evaldb.notify', true) IS DISTINCT FROM 'off' THEN
+        PERFORM pg_notify('evaldb_invalidate', tbl);
+    END IF;
+    INSERT INTO evaldb_changes AS c (table_name, shard, version)
+    VALUES (tbl, pg_backend_pid() % 64, 1)
+    ON CONFLICT (table_name, shard) DO UPDATE SET version = c.version + 1;
     RETURN NULL;
 END;
 $$;

@@ -237,7 +237,7 @@ func (e *emitter) method(m *method) error {
 	}
 	e.p("func (c *Cache) %s {", sig)
 	e.p("const qid = q%s", m.name)
-	e.p("if c.off[qid] {")
+	e.p("if c.off[qid] || !c.admit(ctx) {")
 	e.p("return c.q.%s", call)
 	e.p("}")
 	e.p("var buf [keyBufSize]byte")

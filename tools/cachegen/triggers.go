@@ -6,14 +6,51 @@ import (
 	"strings"
 )
 
-// notifyFunction is the trigger function every generated trigger runs. Its
-// payload is the table's name: the trigger's argument (so that a partition
-// reports its partitioned table, which is what queries read), else the
-// table's own name (the hand-written triggers of migration 00003 pass none).
-const notifyFunction = `CREATE OR REPLACE FUNCTION evaldb_notify_invalidate() RETURNS trigger
-LANGUAGE plpgsql AS $$
+// notifyFunction creates the change counters and the trigger function that
+// every generated trigger runs; both cache coherence modes (repo.Coherence)
+// read what it leaves. The payload is the table's name: the trigger's
+// argument (so that a partition reports its partitioned table, which is what
+// queries read), else the table's own name (the hand-written triggers of
+// migration 00003 pass none).
+//
+// evaldb_changes is the session-free mode's state: one row per table and
+// shard, whose version every committing statement that changes the table
+// increments. The increment holds its row's lock until the writing
+// transaction ends, so one row per table would make concurrent writers wait
+// for each other; each server backend increments its own shard
+// (pg_backend_pid() % 64, cachewrap.ChangeShards), and readers sum them.
+// Only committed increments are visible, and each raises its table's sum,
+// so the sum moves exactly when a committed write changed the table.
+// fillfactor leaves room for HOT updates. The table is evaldb's bookkeeping,
+// like the triggers, so it is made here (IF NOT EXISTS) rather than by a
+// migration: an adopted database (schema.Baseline) gets it too.
+//
+// NOTIFY serialises committing writers on one server-wide lock, which halves
+// the rate of small autocommit writes (BENCHMARKS.md); a deployment whose
+// every instance polls may turn it off with
+// ALTER DATABASE … SET evaldb.notify = 'off' (repo.Open then polls).
+//
+// The function runs with its owner's rights and search path, so a writer
+// (the TypeScript service's role, say) needs no grant on evaldb_changes and
+// cannot redirect it.
+const notifyFunction = `CREATE TABLE IF NOT EXISTS evaldb_changes (
+    table_name text   NOT NULL,
+    shard      int    NOT NULL,
+    version    bigint NOT NULL,
+    PRIMARY KEY (table_name, shard)
+) WITH (fillfactor = 50);
+
+CREATE OR REPLACE FUNCTION evaldb_notify_invalidate() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    tbl text := coalesce(TG_ARGV[0], TG_TABLE_NAME);
 BEGIN
-    PERFORM pg_notify('evaldb_invalidate', coalesce(TG_ARGV[0], TG_TABLE_NAME));
+    IF current_setting('evaldb.notify', true) IS DISTINCT FROM 'off' THEN
+        PERFORM pg_notify('evaldb_invalidate', tbl);
+    END IF;
+    INSERT INTO evaldb_changes AS c (table_name, shard, version)
+    VALUES (tbl, pg_backend_pid() % 64, 1)
+    ON CONFLICT (table_name, shard) DO UPDATE SET version = c.version + 1;
     RETURN NULL;
 END;
 $$;`
@@ -34,7 +71,9 @@ func emitTriggers(si *schemaInfo) []byte {
 -- statement that changes a table (INSERT, UPDATE, DELETE, TRUNCATE, from any
 -- writer: evaldb, psql, a migration, another service) notifies channel
 -- evaldb_invalidate with the table's name when its transaction commits, and
--- every evaldb cache listening drops what it holds of that table.
+-- every evaldb cache listening drops what it holds of that table; it also
+-- increments the table's change counter in evaldb_changes, which caches that
+-- cannot listen (behind PgBouncer, serverless) read instead.
 --
 -- schema.Migrate (and so "evaldb migrate") runs this file after goose's
 -- migrations, every time: it is idempotent (CREATE OR REPLACE). Regenerate it
