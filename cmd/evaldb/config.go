@@ -13,7 +13,8 @@ import (
 func runConfig(_ context.Context, a *app, args []string) error {
 	fs := a.newFlags("config", "",
 		"Prints what the current environment means: which variable each URL came from, the URLs\n"+
-			"with passwords redacted, and every pool setting with its value and where it came from.\n"+
+			"with passwords redacted, how the cache learns of other processes' writes and why, and\n"+
+			"every pool setting with its value and where it came from.\n"+
 			"It connects to nothing and starts nothing.")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -30,10 +31,18 @@ func runConfig(_ context.Context, a *app, args []string) error {
 	if err != nil {
 		return fmt.Errorf("non-pooling URL (%s): %w", cfg.Sources["DirectURL"], err)
 	}
+	mode, why, err := repo.ResolveCoherence(cfg)
+	if err != nil {
+		return err
+	}
+	if src := cfg.Sources["Coherence"]; src != "" {
+		why += " (" + src + ")"
+	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "environment\t%s\t(%s)\n", cfg.Env, cfg.Sources["Env"])
 	fmt.Fprintf(tw, "pooled URL\t%s\t(%s)\n", pooled.Redacted, cfg.Sources["URL"])
 	fmt.Fprintf(tw, "non-pooling URL\t%s\t(%s)\n", direct.Redacted, cfg.Sources["DirectURL"])
+	fmt.Fprintf(tw, "cache coherence\t%s\t(%s)\n", mode, why)
 	fmt.Fprintln(tw, "\nPOOL SETTING\tVALUE\tFROM")
 	for _, s := range pooled.Explain {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Value, s.Source)

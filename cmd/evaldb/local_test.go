@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -95,6 +96,30 @@ func TestProgressWithoutTerminal(t *testing.T) {
 		"evaldb demo: enrolling students (1) ...\n", "evaldb demo: reading (20) ...\n", "evaldb demo: reading: done in "} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+// TestConfigShowsCoherence: config names the cache coherence mode that Open
+// would choose, and why (issue 17).
+func TestConfigShowsCoherence(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"DATABASE_URL": "postgres://u@db:5432/app"}, `cache coherence\s+listen\s+\(a long-running process`},
+		{map[string]string{"POSTGRES_PRISMA_URL": "postgres://u@bouncer:6432/app?pgbouncer=true"}, `cache coherence\s+poll\s+\(pgbouncer=true and no direct URL`},
+		{map[string]string{"POSTGRES_PRISMA_URL": "postgres://u@bouncer:6432/app?pgbouncer=true", "POSTGRES_URL_NON_POOLING": "postgres://u@db:5432/app", "VERCEL": "1"},
+			`cache coherence\s+poll\s+\(pgbouncer=true on a serverless platform`},
+		{map[string]string{"DATABASE_URL": "postgres://u@db:5432/app", "EVALDB_CACHE_COHERENCE": "ttl"}, `cache coherence\s+ttl\s+\(chosen by Config.Coherence \(EVALDB_CACHE_COHERENCE\)\)`},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{"config"}, &stdout, &stderr, func(k string) string { return tc.env[k] }); code != 0 {
+			t.Fatalf("evaldb config with %v = %d\n%s%s", tc.env, code, stdout.String(), stderr.String())
+		}
+		if !regexp.MustCompile(tc.want).MatchString(stdout.String()) {
+			t.Errorf("evaldb config with %v: output does not match %q:\n%s", tc.env, tc.want, stdout.String())
 		}
 	}
 }
