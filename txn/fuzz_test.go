@@ -16,6 +16,8 @@ func FuzzValidate(f *testing.F) {
 	f.Add("run", "model", "ds", "completed", []byte(`{}`), "c1", "in", "out", 0.5, int32(10), int32(1), "acc", 1.0, false)
 	f.Add("", "", "", "bogus", []byte(`{"a":`), "", "\x00", "\xff", math.NaN(), int32(-1), int32(-1), "", math.Inf(1), true)
 	f.Add("n\x00", "m", "d", "running", []byte(`"\u0000"`), "c", "", "", 1.0, int32(0), int32(0), "m", 0.0, true)
+	f.Add("n", "m", "d", "", []byte(`{"a":"\ud800","b":[1e131072,1e-16384,-0]}`), "c", "", "", 1.0, int32(0), int32(0), "m", 0.0, false)
+	f.Add("n", "m", "d", "", []byte(`["\ud83d\ude00",9.9e131071,"\\u0000","\u`), "c", "", "", 1.0, int32(0), int32(0), "m", 0.0, false)
 	f.Fuzz(func(t *testing.T, name, model, dataset, status string, config []byte, caseID, input, output string,
 		score float64, latency, tokens int32, metric string, value float64, dup bool) {
 		run := txn.Run{

@@ -1,7 +1,6 @@
 package txn
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -152,7 +151,9 @@ func (c *checker) timestamp(field string, t time.Time) {
 // limits (MaxKeyBytes, MaxTextBytes, MaxConfigBytes, MaxRunBytes, MaxResults,
 // MaxMetrics); status is "", running, completed or failed; finished_at is
 // unset while running and not before started_at; config, when given, is
-// valid JSON without \u0000; scores and metric values are finite; latencies
+// valid JSON that PostgreSQL's jsonb accepts (no \u0000, no lone UTF-16
+// surrogate escape, numbers within numeric's range, nesting at most 10,000
+// deep); scores and metric values are finite; latencies
 // and token counts are not negative; case ids and metric names are unique.
 // It never panics, whatever the input. Safe for concurrent use.
 func Validate(run Run) error {
@@ -186,9 +187,15 @@ func Validate(run Run) error {
 		case !utf8.Valid(run.Config):
 			c.add("config", -1, "is not valid UTF-8; convert it to UTF-8")
 		case !json.Valid(run.Config):
-			c.add("config", -1, "is not valid JSON; pass a JSON value such as {} or leave it nil")
-		case bytes.Contains(run.Config, []byte(`\u0000`)):
-			c.add("config", -1, `contains \u0000, which PostgreSQL's jsonb rejects; remove it`)
+			if msg := jsonbProblem(run.Config); msg != "" { // too deep for encoding/json too
+				c.add("config", -1, "%s", msg)
+			} else {
+				c.add("config", -1, "is not valid JSON; pass a JSON value such as {} or leave it nil")
+			}
+		default:
+			if msg := jsonbProblem(run.Config); msg != "" {
+				c.add("config", -1, "%s", msg)
+			}
 		}
 	}
 
