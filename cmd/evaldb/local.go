@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -108,7 +110,7 @@ func startLocalDB(ctx context.Context, w io.Writer, getenv func(string) string) 
 		fmt.Fprintf(w, "evaldb: no DATABASE_URL set; started a local PostgreSQL on 127.0.0.1:%d\n"+
 			"        data: %s (kept between runs; remove it with: rm -rf %s)\n", c.Port, l.DataDir, root)
 		if err := ensureDatabase(ctx, c.URL("postgres"), "evaldb"); err != nil {
-			l.Close()
+			l.Close(io.Discard)
 			return nil, err
 		}
 		l.URL = localURL(c.Port, "evaldb")
@@ -168,9 +170,43 @@ func ensureDatabase(ctx context.Context, adminURL, name string) error {
 
 // Close stops the server if this process started it, and waits until it
 // has exited, so that the next command finds it gone rather than stopping.
+// While other evaldb commands that joined the server are connected, it
+// waits for them to finish first, saying so on w: a fast shutdown would cut
+// them off mid-command. An interrupt (SIGINT, SIGTERM) stops it at once.
 // The data stays.
-func (l *localDB) Close() {
-	if l != nil && l.cluster != nil {
-		_ = l.cluster.Stop()
+func (l *localDB) Close(w io.Writer) {
+	if l == nil || l.cluster == nil {
+		return
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	said := false
+	for ctx.Err() == nil {
+		n, err := otherClients(ctx, l.cluster.URL("postgres"))
+		if err != nil || n == 0 {
+			break
+		}
+		if !said {
+			fmt.Fprintf(w, "evaldb: waiting for %d connection(s) of other evaldb commands to end before stopping the local PostgreSQL (interrupt to stop it now)\n", n)
+			said = true
+		}
+		_ = sleepCtx(ctx, 200*time.Millisecond)
+	}
+	_ = l.cluster.Stop()
+}
+
+// otherClients counts the client connections to the server other than the
+// one asking: this process's pool is closed by now, so they are other
+// commands'.
+func otherClients(ctx context.Context, adminURL string) (int, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, adminURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var n int
+	err = conn.QueryRow(cctx, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()").Scan(&n)
+	return n, err
 }

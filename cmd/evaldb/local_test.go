@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aah/evaldb/internal/dbtest"
 )
@@ -121,5 +124,78 @@ func TestConfigShowsCoherence(t *testing.T) {
 		if !regexp.MustCompile(tc.want).MatchString(stdout.String()) {
 			t.Errorf("evaldb config with %v: output does not match %q:\n%s", tc.env, tc.want, stdout.String())
 		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestLocalOwnerWaitsForJoiners: `serve -local` starts the embedded
+// server, a demo joins it, and serve is stopped while the demo runs. The
+// demo must finish unharmed: serve waits for its connections to end before
+// stopping the server (a fast shutdown used to cut the demo off).
+func TestLocalOwnerWaitsForJoiners(t *testing.T) {
+	t.Parallel()
+	bin := binary(t)
+	dir := localDataDir(t)
+	env := append(os.Environ(), "EVALDB_DATA_DIR="+dir, "DATABASE_URL=", "POSTGRES_PRISMA_URL=", "POSTGRES_URL_NON_POOLING=", "DIRECT_URL=", "APP_ENV=")
+	serve := exec.Command(bin, "serve", "-local", "-addr", "127.0.0.1:0")
+	serve.Env = env
+	var serveOut syncBuffer
+	serve.Stdout, serve.Stderr = &serveOut, &serveOut
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = serve.Process.Kill(); _ = serve.Wait() }()
+	waitFor(t, &serveOut, "serving on")
+
+	demo := exec.Command(bin, "demo", "-runs", "8", "-results", "200", "-students", "5", "-reads", "150000", "-readers", "4")
+	demo.Env = env
+	var demoOut syncBuffer
+	demo.Stdout, demo.Stderr = &demoOut, &demoOut
+	if err := demo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &demoOut, "evaldb demo: reading (150000) ...")
+	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.Wait(); err != nil {
+		t.Errorf("the demo that joined serve's server failed when serve stopped: %v\n%s", err, demoOut.String())
+	}
+	if err := serve.Wait(); err != nil {
+		t.Errorf("serve: %v\n%s", err, serveOut.String())
+	}
+	if !strings.Contains(serveOut.String(), "evaldb: waiting for") {
+		t.Errorf("serve did not say it waited for the demo:\n%s", serveOut.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "postmaster.pid")); !os.IsNotExist(err) {
+		t.Errorf("the local server still runs after both commands (postmaster.pid: %v)", err)
+	}
+}
+
+// waitFor waits until out holds want, failing after a minute.
+func waitFor(t *testing.T, out *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q within a minute; output:\n%s", want, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	// a.local is set later, by the command: Close must see that value, so
 	// that a server this process started is stopped (and waited for) before
 	// it exits, not left to die with it while the next command connects.
-	defer func() { a.local.Close() }()
+	defer func() { a.local.Close(stderr) }()
 	for _, c := range commands {
 		if c.name == args[0] {
 			a.cmd = c.name
