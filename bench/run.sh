@@ -16,7 +16,7 @@
 # BENCH_TIME (Go -benchtime, default 1s), PRISMA_N (Prisma repetitions of
 # each read, default 500), PRISMA_THROUGHPUT_MS (default 5000), PGBENCH_T
 # (pgbench seconds per run, default 10), BENCH_OUT (default out), and
-# BENCH_GO, BENCH_PRISMA, BENCH_PGBENCH (0 skips that part; in smoke mode
+# BENCH_GO, BENCH_PRISMA, BENCH_PGBENCH, BENCH_CALLGRIND (0 skips that part; in smoke mode
 # BENCH_PRISMA=1 adds a one-repetition Prisma pass).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -166,5 +166,14 @@ if [ "${BENCH_PRISMA:-1}" = 1 ]; then
 	TABLE_ARGS+=(-prisma "$OUT/prisma.json")
 fi
 
+if [ "${BENCH_CALLGRIND:-1}" = 1 ]; then
+	echo "== callgrind: client instructions per operation, raw pgx and evaldb" >&2
+	[ -x "$OUT/bench.test" ] || $GO test -c -o "$OUT/bench.test" .
+	./callgrind.sh "$OUT/bench.test" "$OUT/callgrind.md"
+fi
+
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
 $GO run ./cmd/benchtable "${TABLE_ARGS[@]}" | tee "$OUT/table.md"
+if [ "${BENCH_CALLGRIND:-1}" = 1 ]; then
+	{ echo; cat "$OUT/callgrind.md"; } | tee -a "$OUT/table.md"
+fi
