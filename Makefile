@@ -21,8 +21,8 @@ generate: ## After a schema or query change: sqlc, then cachegen (cache layer, s
 .PHONY: verify
 verify: ## Fail on generated-code drift, go.mod drift, go vet or staticcheck findings.
 	$(GO) run -C tools ./cachegen -root ..
-	@git diff --exit-code -- gen schema/generated ':(glob)**/*_gen.go' || { echo "generated code is stale: run 'make generate' and commit the result"; exit 1; }
-	@test -z "$$(git status --porcelain --untracked-files=all -- gen schema/generated ':(glob)**/*_gen.go')" || { echo "make generate created files that are not committed:"; git status --short -- gen schema/generated ':(glob)**/*_gen.go'; exit 1; }
+	@git diff --exit-code -- gen schema/generated ':(glob)**/*_gen.go' ':(glob)**/*_gen_test.go' || { echo "generated code is stale: run 'make generate' and commit the result"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- gen schema/generated ':(glob)**/*_gen.go' ':(glob)**/*_gen_test.go')" || { echo "make generate created files that are not committed:"; git status --short -- gen schema/generated ':(glob)**/*_gen.go' ':(glob)**/*_gen_test.go'; exit 1; }
 	$(GO) mod tidy -diff
 	cd tools && $(GO) mod tidy -diff
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

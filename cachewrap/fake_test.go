@@ -13,9 +13,12 @@ import (
 
 // fakeQuerier is a gen.Querier that counts calls per method and returns
 // values stamped with the current version, so a test can tell a cached value
-// from a fresh one. Set err to make every call fail; set block to make
+// from a fresh one. Its methods are generated (fakeGen, from gen/querier.go);
+// respond answers the queries the tests use, and any other query counts the
+// call and returns the zero value. Set err to make every call fail; set block to make
 // GetStudentWithMetrics wait for it to close.
 type fakeQuerier struct {
+	fakeGen // generated: one method per query, each calling answer
 	mu      sync.Mutex
 	calls   map[string]int
 	version int64
@@ -29,7 +32,11 @@ type fakeQuerier struct {
 
 var _ gen.Querier = (*fakeQuerier)(nil)
 
-func newFake() *fakeQuerier { return &fakeQuerier{calls: map[string]int{}} }
+func newFake() *fakeQuerier {
+	f := &fakeQuerier{calls: map[string]int{}}
+	f.answer = f.respond
+	return f
+}
 
 func (f *fakeQuerier) call(name string) (int64, error) {
 	f.mu.Lock()
@@ -63,49 +70,93 @@ func (f *fakeQuerier) run(v int64) gen.EvalRun {
 	return gen.EvalRun{Name: fmt.Sprint("run-", v), Config: []byte(`{"v":1}`), StartedAt: fakeTime, FinishedAt: &ft}
 }
 
-func (f *fakeQuerier) CountConnectionsByState(ctx context.Context) ([]gen.CountConnectionsByStateRow, error) {
-	v, err := f.call("CountConnectionsByState")
-	return []gen.CountConnectionsByStateRow{{State: "idle", Connections: v}}, err
-}
-
-func (f *fakeQuerier) CreateStudentProfile(ctx context.Context, arg gen.CreateStudentProfileParams) (gen.StudentProfile, error) {
-	v, err := f.call("CreateStudentProfile")
-	return gen.StudentProfile{ID: v}, err
-}
-
-func (f *fakeQuerier) CreateUser(ctx context.Context, arg gen.CreateUserParams) (gen.User, error) {
-	v, err := f.call("CreateUser")
-	return gen.User{ID: v}, err
-}
-
-func (f *fakeQuerier) DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, error) {
-	return f.call("DeleteEvalRun")
-}
-
-func (f *fakeQuerier) GetEvalRun(ctx context.Context, id uuid.UUID) (gen.EvalRun, error) {
-	v, err := f.call("GetEvalRun")
-	return f.run(v), err
-}
-
-func (f *fakeQuerier) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (gen.GetEvalRunSummaryRow, error) {
-	v, err := f.call("GetEvalRunSummary")
-	return gen.GetEvalRunSummaryRow{ID: id, ResultCount: v}, err
-}
-
-func (f *fakeQuerier) GetStudentWithMetrics(ctx context.Context, studentID string) (gen.GetStudentWithMetricsRow, error) {
-	if f.block != nil {
-		<-f.block
+// respond answers a call of query name with args (those after ctx).
+func (f *fakeQuerier) respond(ctx context.Context, name string, args []any) (any, error) {
+	switch name {
+	case "CountConnectionsByState":
+		v, err := f.call("CountConnectionsByState")
+		return []gen.CountConnectionsByStateRow{{State: "idle", Connections: v}}, err
+	case "CreateStudentProfile":
+		v, err := f.call("CreateStudentProfile")
+		return gen.StudentProfile{ID: v}, err
+	case "CreateUser":
+		v, err := f.call("CreateUser")
+		return gen.User{ID: v}, err
+	case "DeleteEvalRun":
+		return f.call("DeleteEvalRun")
+	case "GetEvalRun":
+		v, err := f.call("GetEvalRun")
+		return f.run(v), err
+	case "GetEvalRunSummary":
+		id := args[0].(uuid.UUID)
+		v, err := f.call("GetEvalRunSummary")
+		return gen.GetEvalRunSummaryRow{ID: id, ResultCount: v}, err
+	case "GetStudentWithMetrics":
+		studentID := args[0].(string)
+		if f.block != nil {
+			<-f.block
+		}
+		if f.hang {
+			f.call("GetStudentWithMetrics")
+			<-ctx.Done()
+			return gen.GetStudentWithMetricsRow{}, ctx.Err()
+		}
+		v, err := f.call("GetStudentWithMetrics")
+		if err != nil {
+			return gen.GetStudentWithMetricsRow{}, err
+		}
+		return studentRow(studentID, v, 3), nil
+	case "GetUser":
+		id := args[0].(int64)
+		v, err := f.call("GetUser")
+		return gen.User{ID: id, Name: fmt.Sprint("user-", v)}, err
+	case "GetUserByEmail":
+		email := args[0].(string)
+		v, err := f.call("GetUserByEmail")
+		return gen.User{Email: email, Name: fmt.Sprint("user-", v)}, err
+	case "InsertEvalMetrics":
+		return f.call("InsertEvalMetrics")
+	case "InsertEvalMetricsUnnest":
+		return f.call("InsertEvalMetricsUnnest")
+	case "InsertEvalResults":
+		return f.call("InsertEvalResults")
+	case "InsertEvalResultsUnnest":
+		return f.call("InsertEvalResultsUnnest")
+	case "InsertEvalRun":
+		v, err := f.call("InsertEvalRun")
+		return f.run(v), err
+	case "InsertPerformanceMetrics":
+		return f.call("InsertPerformanceMetrics")
+	case "ListEvalMetrics":
+		runID := args[0].(uuid.UUID)
+		v, err := f.call("ListEvalMetrics")
+		return []gen.EvalMetric{{RunID: runID, Name: "acc", Value: float64(v)}}, err
+	case "ListEvalResults":
+		arg := args[0].(gen.ListEvalResultsParams)
+		v, err := f.call("ListEvalResults")
+		e := "boom"
+		return []gen.EvalResult{{RunID: arg.RunID, CaseID: fmt.Sprint("c", v), Error: &e}}, err
+	case "EvalLeaderboard":
+		v, err := f.call("EvalLeaderboard")
+		return []gen.EvalLeaderboardRow{{Model: fmt.Sprint("m", v), Runs: v}}, err
+	case "ListEvalRuns":
+		v, err := f.call("ListEvalRuns")
+		return []gen.EvalRun{f.run(v), f.run(v + 1)}, err
+	case "ListFailedEvalResults":
+		arg := args[0].(gen.ListFailedEvalResultsParams)
+		v, err := f.call("ListFailedEvalResults")
+		return []gen.EvalResult{{RunID: arg.RunID, CaseID: fmt.Sprint("f", v)}}, err
+	case "ListStudentMetricsInWindow":
+		v, err := f.call("ListStudentMetricsInWindow")
+		return []gen.PerformanceMetric{{ID: v, Name: "m"}}, err
+	case "RecordPerformanceMetric":
+		v, err := f.call("RecordPerformanceMetric")
+		return gen.PerformanceMetric{ID: v}, err
+	case "UpdateEvalRunStatus":
+		v, err := f.call("UpdateEvalRunStatus")
+		return f.run(v), err
 	}
-	if f.hang {
-		f.call("GetStudentWithMetrics")
-		<-ctx.Done()
-		return gen.GetStudentWithMetricsRow{}, ctx.Err()
-	}
-	v, err := f.call("GetStudentWithMetrics")
-	if err != nil {
-		return gen.GetStudentWithMetricsRow{}, err
-	}
-	return studentRow(studentID, v, 3), nil
+	return f.call(name)
 }
 
 func studentRow(studentID string, v int64, n int) gen.GetStudentWithMetricsRow {
@@ -118,80 +169,4 @@ func studentRow(studentID string, v int64, n int) gen.GetStudentWithMetricsRow {
 		r.MetricRecordedAt = append(r.MetricRecordedAt, fakeTime.Add(time.Duration(i)*time.Minute))
 	}
 	return r
-}
-
-func (f *fakeQuerier) GetUser(ctx context.Context, id int64) (gen.User, error) {
-	v, err := f.call("GetUser")
-	return gen.User{ID: id, Name: fmt.Sprint("user-", v)}, err
-}
-
-func (f *fakeQuerier) GetUserByEmail(ctx context.Context, email string) (gen.User, error) {
-	v, err := f.call("GetUserByEmail")
-	return gen.User{Email: email, Name: fmt.Sprint("user-", v)}, err
-}
-
-func (f *fakeQuerier) InsertEvalMetrics(ctx context.Context, arg []gen.InsertEvalMetricsParams) (int64, error) {
-	return f.call("InsertEvalMetrics")
-}
-
-func (f *fakeQuerier) InsertEvalMetricsUnnest(ctx context.Context, arg gen.InsertEvalMetricsUnnestParams) (int64, error) {
-	return f.call("InsertEvalMetricsUnnest")
-}
-
-func (f *fakeQuerier) InsertEvalResults(ctx context.Context, arg []gen.InsertEvalResultsParams) (int64, error) {
-	return f.call("InsertEvalResults")
-}
-
-func (f *fakeQuerier) InsertEvalResultsUnnest(ctx context.Context, arg gen.InsertEvalResultsUnnestParams) (int64, error) {
-	return f.call("InsertEvalResultsUnnest")
-}
-
-func (f *fakeQuerier) InsertEvalRun(ctx context.Context, arg gen.InsertEvalRunParams) (gen.EvalRun, error) {
-	v, err := f.call("InsertEvalRun")
-	return f.run(v), err
-}
-
-func (f *fakeQuerier) InsertPerformanceMetrics(ctx context.Context, arg []gen.InsertPerformanceMetricsParams) (int64, error) {
-	return f.call("InsertPerformanceMetrics")
-}
-
-func (f *fakeQuerier) ListEvalMetrics(ctx context.Context, runID uuid.UUID) ([]gen.EvalMetric, error) {
-	v, err := f.call("ListEvalMetrics")
-	return []gen.EvalMetric{{RunID: runID, Name: "acc", Value: float64(v)}}, err
-}
-
-func (f *fakeQuerier) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
-	v, err := f.call("ListEvalResults")
-	e := "boom"
-	return []gen.EvalResult{{RunID: arg.RunID, CaseID: fmt.Sprint("c", v), Error: &e}}, err
-}
-
-func (f *fakeQuerier) EvalLeaderboard(ctx context.Context, runIDs []uuid.UUID) ([]gen.EvalLeaderboardRow, error) {
-	v, err := f.call("EvalLeaderboard")
-	return []gen.EvalLeaderboardRow{{Model: fmt.Sprint("m", v), Runs: v}}, err
-}
-
-func (f *fakeQuerier) ListEvalRuns(ctx context.Context, arg gen.ListEvalRunsParams) ([]gen.EvalRun, error) {
-	v, err := f.call("ListEvalRuns")
-	return []gen.EvalRun{f.run(v), f.run(v + 1)}, err
-}
-
-func (f *fakeQuerier) ListFailedEvalResults(ctx context.Context, arg gen.ListFailedEvalResultsParams) ([]gen.EvalResult, error) {
-	v, err := f.call("ListFailedEvalResults")
-	return []gen.EvalResult{{RunID: arg.RunID, CaseID: fmt.Sprint("f", v)}}, err
-}
-
-func (f *fakeQuerier) ListStudentMetricsInWindow(ctx context.Context, arg gen.ListStudentMetricsInWindowParams) ([]gen.PerformanceMetric, error) {
-	v, err := f.call("ListStudentMetricsInWindow")
-	return []gen.PerformanceMetric{{ID: v, Name: "m"}}, err
-}
-
-func (f *fakeQuerier) RecordPerformanceMetric(ctx context.Context, arg gen.RecordPerformanceMetricParams) (gen.PerformanceMetric, error) {
-	v, err := f.call("RecordPerformanceMetric")
-	return gen.PerformanceMetric{ID: v}, err
-}
-
-func (f *fakeQuerier) UpdateEvalRunStatus(ctx context.Context, arg gen.UpdateEvalRunStatusParams) (gen.EvalRun, error) {
-	v, err := f.call("UpdateEvalRunStatus")
-	return f.run(v), err
 }

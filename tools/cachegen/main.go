@@ -59,6 +59,10 @@ func run(root string) error {
 	if err != nil {
 		return err
 	}
+	fake, err := emitFake(filepath.Join(root, "gen"))
+	if err != nil {
+		return err
+	}
 	for _, m := range pkg.methods {
 		sql, ok := pkg.consts[m.name]
 		if !ok {
@@ -91,6 +95,9 @@ func run(root string) error {
 		return err
 	}
 	if err := writeIfChanged(filepath.Join(root, "gen", "statements_gen.go"), stmts); err != nil {
+		return err
+	}
+	if err := writeIfChanged(filepath.Join(root, "cachewrap", "querier_fake_gen_test.go"), fake); err != nil {
 		return err
 	}
 	return writeIfChanged(filepath.Join(root, "cachewrap", "querier_gen.go"), src)

@@ -19,7 +19,7 @@ func scratchRepo(t *testing.T) string {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	for _, pat := range []string{"sqlc.yaml", "schema/*.sql", "schema/*_gen.go", "schema/generated/*.sql", "queries/*.sql", "gen/*.go", "cachewrap/querier_gen.go"} {
+	for _, pat := range []string{"sqlc.yaml", "schema/*.sql", "schema/*_gen.go", "schema/generated/*.sql", "queries/*.sql", "gen/*.go", "cachewrap/*_gen.go", "cachewrap/*_gen_test.go"} {
 		files, err := filepath.Glob(filepath.Join(repo, pat))
 		if err != nil || len(files) == 0 {
 			t.Fatalf("glob %s: %v %v", pat, files, err)

@@ -1,0 +1,59 @@
+-- +goose Up
+-- The schema-evolution test's change (scripts/schema-evolution.sh): what a
+-- user's migration typically adds. Not part of evaldb's schema.
+
+CREATE TABLE datasets (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name       text NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- A new nullable column with a foreign-key action: recording must keep
+-- working with no code change.
+ALTER TABLE eval_runs ADD COLUMN dataset_id bigint REFERENCES datasets (id) ON DELETE SET NULL;
+
+CREATE TABLE dataset_tags (
+    dataset_id bigint NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+    tag        text   NOT NULL,
+    PRIMARY KEY (dataset_id, tag)
+);
+
+-- Every write to datasets is audited by a trigger: the generator must follow it.
+CREATE TABLE dataset_audit (
+    id  bigserial PRIMARY KEY,
+    op  text NOT NULL,
+    at  timestamptz NOT NULL DEFAULT now()
+);
+-- +goose StatementBegin
+CREATE FUNCTION audit_datasets() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO dataset_audit (op) VALUES (TG_OP);
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+CREATE TRIGGER datasets_audit AFTER INSERT OR UPDATE OR DELETE ON datasets
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_datasets();
+
+CREATE VIEW dataset_run_counts AS
+    SELECT d.id, d.name, count(r.id) AS runs
+    FROM datasets d LEFT JOIN eval_runs r ON r.dataset_id = d.id
+    GROUP BY d.id, d.name;
+
+-- +goose StatementBegin
+CREATE FUNCTION dataset_pass_rate(ds bigint) RETURNS float8 LANGUAGE sql STABLE AS $$
+    SELECT coalesce(avg(CASE WHEN res.passed THEN 1.0 ELSE 0.0 END), 0)::float8
+    FROM eval_runs r JOIN eval_results res ON res.run_id = r.id
+    WHERE r.dataset_id = ds
+$$;
+-- +goose StatementEnd
+
+-- +goose Down
+DROP FUNCTION dataset_pass_rate(bigint);
+DROP VIEW dataset_run_counts;
+DROP TRIGGER datasets_audit ON datasets;
+DROP FUNCTION audit_datasets();
+DROP TABLE dataset_audit;
+DROP TABLE dataset_tags;
+ALTER TABLE eval_runs DROP COLUMN dataset_id;
+DROP TABLE datasets;

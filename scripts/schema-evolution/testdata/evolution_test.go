@@ -1,0 +1,162 @@
+package repo_test
+
+// The schema-evolution test's checks (scripts/schema-evolution.sh copies
+// this file into repo/ of a scratch copy of the repository, after adding
+// 00099_evolution.sql to schema/ and evolution.sql to queries/ and
+// regenerating). Nothing here was edited for the new schema by hand but the
+// queries' calls.
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aah/evaldb/cachewrap"
+	"github.com/aah/evaldb/gen"
+	"github.com/aah/evaldb/internal/dbtest"
+	"github.com/aah/evaldb/repo"
+	"github.com/aah/evaldb/txn"
+)
+
+func openRepo(t *testing.T, url string) *repo.Repo {
+	t.Helper()
+	r, err := repo.Open(context.Background(), &repo.Config{URL: url, Env: repo.Test,
+		CacheOptions: &cachewrap.Options{TTL: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+func evolutionRun(name string, passed ...bool) txn.Run {
+	run := txn.Run{Name: name, Model: "m", Dataset: "d"}
+	for i, p := range passed {
+		run.Results = append(run.Results, txn.Result{CaseID: string(rune('a' + i)), Passed: p, Score: 1})
+	}
+	return run
+}
+
+// eventually polls check until it returns true or 15 s pass: another
+// instance learns of a write when its notification arrives.
+func eventually(t *testing.T, what string, check func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if check() {
+			return
+		}
+	}
+	t.Fatalf("%s: never happened", what)
+}
+
+func TestSchemaEvolution(t *testing.T) {
+	ctx := context.Background()
+	url := dbtest.URL(t)
+	a, b := openRepo(t, url), openRepo(t, url)
+	qa, qb := a.Queries(), b.Queries()
+	plain, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close(ctx)
+
+	// Recording keeps working with the new nullable column, and returns it.
+	rec, err := a.RecordEvalRun(ctx, evolutionRun("r1", true, false), nil)
+	if err != nil {
+		t.Fatalf("RecordEvalRun after adding eval_runs.dataset_id: %v", err)
+	}
+	if rec.Run.DatasetID != nil {
+		t.Errorf("Recorded.Run.DatasetID = %v, want nil", *rec.Run.DatasetID)
+	}
+	large := evolutionRun("r-copy", make([]bool, 40)...) // the COPY path
+	if _, err := a.RecordEvalRunWithOptions(ctx, large, &txn.Options{CopyThreshold: 10}); err != nil {
+		t.Fatalf("RecordEvalRun (COPY) after adding eval_runs.dataset_id: %v", err)
+	}
+
+	ds, err := qa.CreateDataset(ctx, "arith")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Own writes: a cached read through a SQL function sees the run moved
+	// into the dataset through the same Repo.
+	if rate, err := qa.GetDatasetPassRate(ctx, ds.ID); err != nil || rate != 0 {
+		t.Fatalf("GetDatasetPassRate() = %v, %v; want 0", rate, err)
+	}
+	if n, err := qa.SetRunDataset(ctx, gen.SetRunDatasetParams{DatasetID: &ds.ID, ID: rec.Run.ID}); err != nil || n != 1 {
+		t.Fatalf("SetRunDataset() = %d, %v", n, err)
+	}
+	if rate, err := qa.GetDatasetPassRate(ctx, ds.ID); err != nil || rate != 0.5 {
+		t.Errorf("GetDatasetPassRate() after an own write = %v, %v; want 0.5 (the function's tables were not invalidated)", rate, err)
+	}
+
+	// Another instance: b caches the view, a records a run into the dataset.
+	counts := func(q gen.Querier) int64 {
+		rows, err := q.GetDatasetRunCounts(ctx)
+		if err != nil || len(rows) != 1 {
+			t.Fatalf("GetDatasetRunCounts() = %v, %v", rows, err)
+		}
+		return rows[0].Runs
+	}
+	if got := counts(qb); got != 1 {
+		t.Fatalf("GetDatasetRunCounts() = %d, want 1", got)
+	}
+	rec2, err := a.RecordEvalRun(ctx, evolutionRun("r2", true), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := qa.SetRunDataset(ctx, gen.SetRunDatasetParams{DatasetID: &ds.ID, ID: rec2.Run.ID}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "another instance sees a view's base table change", func() bool { return counts(qb) == 2 })
+
+	// Plain SQL: a write by psql to a new table reaches both caches.
+	tags := func(q gen.Querier) int {
+		ts, err := q.ListDatasetTags(ctx, ds.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ts)
+	}
+	if n, err := qa.TagDatasets(ctx, []gen.TagDatasetsParams{{DatasetID: ds.ID, Tag: "math"}}); err != nil || n != 1 {
+		t.Fatalf("TagDatasets() = %d, %v", n, err)
+	}
+	if tags(qa) != 1 || tags(qb) != 1 {
+		t.Fatalf("ListDatasetTags() after :copyfrom: want 1 tag")
+	}
+	if _, err := plain.Exec(ctx, `INSERT INTO dataset_tags (dataset_id, tag) VALUES ($1, 'easy')`, ds.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "instance a sees a plain-SQL write to a new table", func() bool { return tags(qa) == 2 })
+	eventually(t, "instance b sees a plain-SQL write to a new table", func() bool { return tags(qb) == 2 })
+
+	// A trigger's writes invalidate: the cached audit count changes after a
+	// rename (datasets' trigger writes dataset_audit), in this instance at once.
+	before, err := qa.CountDatasetAudit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tag, err := qa.RenameDataset(ctx, gen.RenameDatasetParams{Name: "arithmetic", ID: ds.ID}); err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("RenameDataset() = %v, %v", tag, err)
+	}
+	if after, err := qa.CountDatasetAudit(ctx); err != nil || after != before+1 {
+		t.Errorf("CountDatasetAudit() after a rename = %d, %v; want %d (the trigger's table was not invalidated)", after, err, before+1)
+	}
+
+	// nextval is a write: never read-only, never cached.
+	if cachewrap.ReadOnly("NextAuditID") {
+		t.Error("ReadOnly(NextAuditID) = true: a replica would refuse nextval")
+	}
+	id1, err := qa.NextAuditID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id2, err := qa.NextAuditID(ctx); err != nil || id2 == id1 {
+		t.Errorf("NextAuditID() twice = %d, %d (%v): a cached nextval", id1, id2, err)
+	}
+	if !cachewrap.ReadOnly("GetDatasetRunCounts") {
+		t.Error("ReadOnly(GetDatasetRunCounts) = false for a read of a view")
+	}
+}
