@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/aah/evaldb/gen"
 )
@@ -19,6 +20,7 @@ var (
 	_ gen.Querier = (*txQuerier)(nil)
 	_             = json.RawMessage(nil)
 	_             = uuid.UUID{}
+	_             = pgconn.CommandTag{} // :execresult
 	_             = time.Time{}
 	_             = slices.Clone[[]byte]
 )

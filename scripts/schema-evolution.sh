@@ -30,7 +30,6 @@ echo "schema-evolution: make verify"
 make verify
 
 echo "schema-evolution: tests"
-go test -race -count=1 -p 1 -timeout 10m -run 'TestSchemaEvolution' ./repo/
+go test -race -count=1 -p 1 -timeout 10m -v -run '^TestSchemaEvolution$' ./repo/ | grep -E '^(---|===|ok|FAIL|PASS)|_test.go'
 go test -race -count=1 -p 1 -timeout 10m ./txn/ ./schema/ ./queries/
-(cd tools && go test -count=1 ./cachegen/)
 echo "schema-evolution: passed"

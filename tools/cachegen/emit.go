@@ -54,7 +54,7 @@ func emit(pkg *genPkg, tables []string) ([]byte, error) {
 	e.p("package cachewrap")
 	e.p("")
 	e.p("import (")
-	for _, imp := range []string{"context", "encoding/json", "slices", "time", "unsafe", "", "github.com/google/uuid", "", "github.com/aah/evaldb/gen"} {
+	for _, imp := range []string{"context", "encoding/json", "slices", "time", "unsafe", "", "github.com/google/uuid", "github.com/jackc/pgx/v5/pgconn", "", "github.com/aah/evaldb/gen"} {
 		if imp == "" {
 			e.p("")
 		} else {
@@ -68,6 +68,7 @@ func emit(pkg *genPkg, tables []string) ([]byte, error) {
 	e.p("_ gen.Querier = (*txQuerier)(nil)")
 	e.p("_ = json.RawMessage(nil)")
 	e.p("_ = uuid.UUID{}")
+	e.p("_ = pgconn.CommandTag{} // :execresult")
 	e.p("_ = time.Time{}")
 	e.p("_ = slices.Clone[[]byte]")
 	e.p(")")

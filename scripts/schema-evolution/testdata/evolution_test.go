@@ -20,7 +20,7 @@ import (
 	"github.com/aah/evaldb/txn"
 )
 
-func openRepo(t *testing.T, url string) *repo.Repo {
+func evoOpen(t *testing.T, url string) *repo.Repo {
 	t.Helper()
 	r, err := repo.Open(context.Background(), &repo.Config{URL: url, Env: repo.Test,
 		CacheOptions: &cachewrap.Options{TTL: time.Hour}})
@@ -39,9 +39,9 @@ func evolutionRun(name string, passed ...bool) txn.Run {
 	return run
 }
 
-// eventually polls check until it returns true or 15 s pass: another
+// evoEventually polls check until it returns true or 15 s pass: another
 // instance learns of a write when its notification arrives.
-func eventually(t *testing.T, what string, check func() bool) {
+func evoEventually(t *testing.T, what string, check func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if check() {
@@ -54,7 +54,7 @@ func eventually(t *testing.T, what string, check func() bool) {
 func TestSchemaEvolution(t *testing.T) {
 	ctx := context.Background()
 	url := dbtest.URL(t)
-	a, b := openRepo(t, url), openRepo(t, url)
+	a, b := evoOpen(t, url), evoOpen(t, url)
 	qa, qb := a.Queries(), b.Queries()
 	plain, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -71,7 +71,7 @@ func TestSchemaEvolution(t *testing.T) {
 		t.Errorf("Recorded.Run.DatasetID = %v, want nil", *rec.Run.DatasetID)
 	}
 	large := evolutionRun("r-copy", make([]bool, 40)...) // the COPY path
-	if _, err := a.RecordEvalRunWithOptions(ctx, large, &txn.Options{CopyThreshold: 10}); err != nil {
+	if _, err := a.RecordEvalRun(ctx, large, &txn.Options{CopyThreshold: 10}); err != nil {
 		t.Fatalf("RecordEvalRun (COPY) after adding eval_runs.dataset_id: %v", err)
 	}
 
@@ -110,7 +110,7 @@ func TestSchemaEvolution(t *testing.T) {
 	if _, err := qa.SetRunDataset(ctx, gen.SetRunDatasetParams{DatasetID: &ds.ID, ID: rec2.Run.ID}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "another instance sees a view's base table change", func() bool { return counts(qb) == 2 })
+	evoEventually(t, "another instance sees a view's base table change", func() bool { return counts(qb) == 2 })
 
 	// Plain SQL: a write by psql to a new table reaches both caches.
 	tags := func(q gen.Querier) int {
@@ -129,8 +129,8 @@ func TestSchemaEvolution(t *testing.T) {
 	if _, err := plain.Exec(ctx, `INSERT INTO dataset_tags (dataset_id, tag) VALUES ($1, 'easy')`, ds.ID); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "instance a sees a plain-SQL write to a new table", func() bool { return tags(qa) == 2 })
-	eventually(t, "instance b sees a plain-SQL write to a new table", func() bool { return tags(qb) == 2 })
+	evoEventually(t, "instance a sees a plain-SQL write to a new table", func() bool { return tags(qa) == 2 })
+	evoEventually(t, "instance b sees a plain-SQL write to a new table", func() bool { return tags(qb) == 2 })
 
 	// A trigger's writes invalidate: the cached audit count changes after a
 	// rename (datasets' trigger writes dataset_audit), in this instance at once.
