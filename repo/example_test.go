@@ -73,7 +73,7 @@ func ExampleNew_pgxmock() {
 		log.Fatal(err)
 	}
 	mock.ExpectQuery(gen.GetUser).WithArgs(int64(7)).
-		WillReturnRows(mock.NewRows([]string{"id", "email", "name", "created_at"}))
+		WillReturnRows(mock.NewRows(gen.GetUserColumns))
 	mock.ExpectQuery(gen.GetUser).WithArgs(int64(8)).
 		WillReturnError(&repo.PoolTimeoutError{MaxConns: 10, Timeout: 20e9})
 

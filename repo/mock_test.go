@@ -46,13 +46,11 @@ func setupMock(t *testing.T) (pgxmock.PgxPoolIface, *Repo) {
 	return mock, r
 }
 
-var runCols = []string{"id", "name", "model", "dataset", "status", "config", "started_at", "finished_at", "created_at"}
-
 func TestQueriesNotFound(t *testing.T) {
 	t.Parallel()
 	mock, r := setupMock(t)
 	id := uuid.New()
-	mock.ExpectQuery(gen.GetEvalRun).WithArgs(id).WillReturnRows(mock.NewRows(runCols))
+	mock.ExpectQuery(gen.GetEvalRun).WithArgs(id).WillReturnRows(mock.NewRows(gen.GetEvalRunColumns))
 	_, err := r.Queries().GetEvalRun(context.Background(), id)
 	if !errors.Is(err, ErrNotFound) || !errors.Is(err, pgx.ErrNoRows) {
 		t.Errorf("GetEvalRun(missing) = %v, want ErrNotFound wrapping pgx.ErrNoRows", err)
@@ -118,7 +116,7 @@ func TestRetryNeverSent(t *testing.T) {
 		t.Parallel()
 		mock, r := setupMock(t)
 		mock.ExpectQuery(gen.ListEvalMetrics).WithArgs(id).WillReturnError(notSent{})
-		mock.ExpectQuery(gen.ListEvalMetrics).WithArgs(id).WillReturnRows(mock.NewRows([]string{"run_id", "name", "value"}).AddRow(id, "accuracy", 0.5))
+		mock.ExpectQuery(gen.ListEvalMetrics).WithArgs(id).WillReturnRows(mock.NewRows(gen.ListEvalMetricsColumns).AddRow(gen.ListEvalMetricsValues(gen.EvalMetric{RunID: id, Name: "accuracy", Value: 0.5})...))
 		got, err := r.Queries().ListEvalMetrics(ctx, id)
 		if err != nil {
 			t.Fatal(err)
@@ -132,8 +130,9 @@ func TestRetryNeverSent(t *testing.T) {
 		mock, r := setupMock(t)
 		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 		mock.ExpectQuery(gen.GetEvalRun).WithArgs(id).WillReturnError(notSent{})
-		mock.ExpectQuery(gen.GetEvalRun).WithArgs(id).WillReturnRows(mock.NewRows(runCols).
-			AddRow(id, "r", "m", "d", "running", []byte(`{}`), now, (*time.Time)(nil), now))
+		mock.ExpectQuery(gen.GetEvalRun).WithArgs(id).WillReturnRows(mock.NewRows(gen.GetEvalRunColumns).
+			AddRow(gen.GetEvalRunValues(gen.EvalRun{ID: id, Name: "r", Model: "m", Dataset: "d", Status: "running",
+				Config: []byte(`{}`), StartedAt: now, CreatedAt: now})...))
 		got, err := r.Queries().GetEvalRun(ctx, id)
 		if err != nil {
 			t.Fatal(err)
@@ -167,7 +166,7 @@ func TestRetryNeverSent(t *testing.T) {
 		// The same EOF on a query that only reads: running it again cannot
 		// change anything, so it is retried on a fresh connection.
 		mock.ExpectQuery(gen.ListEvalMetrics).WithArgs(id).WillReturnError(io.ErrUnexpectedEOF)
-		mock.ExpectQuery(gen.ListEvalMetrics).WithArgs(id).WillReturnRows(mock.NewRows([]string{"run_id", "name", "value"}).AddRow(id, "accuracy", 0.5))
+		mock.ExpectQuery(gen.ListEvalMetrics).WithArgs(id).WillReturnRows(mock.NewRows(gen.ListEvalMetricsColumns).AddRow(gen.ListEvalMetricsValues(gen.EvalMetric{RunID: id, Name: "accuracy", Value: 0.5})...))
 		got, err := r.Queries().ListEvalMetrics(ctx, id)
 		if err != nil || len(got) != 1 {
 			t.Errorf("ListEvalMetrics after a dead connection = %v, %v; want one metric after a retry", got, err)
@@ -208,8 +207,9 @@ func TestQueryTimeoutBoundsStatement(t *testing.T) {
 func TestStatsWithMock(t *testing.T) {
 	t.Parallel()
 	mock, r := setupMock(t)
-	mock.ExpectQuery(gen.CountConnectionsByState).WillReturnRows(mock.NewRows([]string{"state", "connections"}).
-		AddRow("active", int64(2)).AddRow("idle", int64(3)))
+	mock.ExpectQuery(gen.CountConnectionsByState).WillReturnRows(mock.NewRows(gen.CountConnectionsByStateColumns).
+		AddRow(gen.CountConnectionsByStateValues(gen.CountConnectionsByStateRow{State: "active", Connections: 2})...).
+		AddRow(gen.CountConnectionsByStateValues(gen.CountConnectionsByStateRow{State: "idle", Connections: 3})...))
 	st, err := r.Stats(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -362,7 +362,7 @@ func TestBatchRowsErrTranslated(t *testing.T) {
 	id := uuid.New()
 	b := mock.ExpectBatch()
 	b.ExpectQuery(gen.ListEvalMetrics).WithArgs(id).WillReturnRows(
-		mock.NewRows([]string{"run_id", "name", "value"}).AddRow(id, "accuracy", 0.5).
+		mock.NewRows(gen.ListEvalMetricsColumns).AddRow(gen.ListEvalMetricsValues(gen.EvalMetric{RunID: id, Name: "accuracy", Value: 0.5})...).
 			RowError(0, &pgconn.PgError{Code: "23505", ConstraintName: "eval_metrics_pkey"}))
 	batch := &pgx.Batch{}
 	batch.Queue(gen.ListEvalMetrics, id)
