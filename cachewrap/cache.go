@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/aah/evaldb/gen"
+	"github.com/aah/evaldb/querymeta"
 )
 
 // Options configures a Cache. A nil *Options means every default.
@@ -58,19 +60,6 @@ type Options struct {
 	Now func() time.Time
 }
 
-type (
-	tableID uint16
-	queryID uint16
-)
-
-// queryInfo is what cachegen derived from a query's SQL and comment.
-type queryInfo struct {
-	name          string
-	reads, writes []tableID
-	uncacheable   string // why the query is never cached, or ""
-	ttl, swr      time.Duration
-}
-
 // entry is a cached result. It holds its full key: ristretto stores only
 // 64-bit hashes, so a lookup whose hash matches but whose key does not is a
 // miss, never someone else's value.
@@ -78,7 +67,7 @@ type entry struct {
 	key          string
 	val          any // immutable once stored; readers get copies
 	fresh, stale int64
-	qid          queryID
+	qid          querymeta.ID
 	refreshing   atomic.Bool
 }
 
@@ -98,10 +87,10 @@ type Cache struct {
 	q       gen.Querier
 	rc      *ristretto.Cache[uint64, *entry]
 	seed    maphash.Seed
-	gens    [numTables]atomic.Uint64
-	off     [numQueries]bool
-	ttl     [numQueries]int64
-	swr     [numQueries]int64
+	gens    [querymeta.NumTables]atomic.Uint64
+	off     [querymeta.NumQueries]bool
+	ttl     [querymeta.NumQueries]int64
+	swr     [querymeta.NumQueries]int64
 	now     func() time.Time // nil: monotonic time since base
 	base    time.Time
 	refresh time.Duration
@@ -152,18 +141,18 @@ func New(q gen.Querier, opts *Options) (*Cache, error) {
 	if c.now != nil {
 		c.base = c.now()
 	}
-	for i := range queries {
-		qi := &queries[i]
-		c.off[i] = qi.uncacheable != ""
-		c.ttl[i] = int64(cmp.Or(qi.ttl, o.TTL))
-		c.swr[i] = int64(cmp.Or(qi.swr, o.SWR))
+	for i := range querymeta.Queries {
+		qi := &querymeta.Queries[i]
+		c.off[i] = !qi.Cached()
+		c.ttl[i] = int64(cmp.Or(qi.Cache.TTL, o.TTL))
+		c.swr[i] = int64(cmp.Or(qi.Cache.SWR, o.SWR))
 	}
 	for _, name := range o.Off {
-		id, ok := queryByName(name)
-		if !ok {
+		qi := querymeta.ByName(name)
+		if qi == nil {
 			return nil, fmt.Errorf("cachewrap: Off: no query named %q (use a gen.Querier method name)", name)
 		}
-		c.off[id] = true
+		c.off[qi.ID] = true
 	}
 	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
 		NumCounters:        o.NumCounters,
@@ -178,15 +167,6 @@ func New(q gen.Querier, opts *Options) (*Cache, error) {
 	}
 	c.rc = rc
 	return c, nil
-}
-
-func queryByName(name string) (queryID, bool) {
-	for i := range queries {
-		if queries[i].name == name {
-			return queryID(i), true
-		}
-	}
-	return 0, false
 }
 
 // Close waits for background refreshes and stops the cache's goroutines.
@@ -238,7 +218,7 @@ func (c *Cache) Wait() {
 // use.
 func (c *Cache) Invalidate(tables ...string) {
 	for _, name := range tables {
-		id, ok := tableByName(strings.TrimPrefix(name, "public."))
+		id, ok := querymeta.TableByName(strings.TrimPrefix(name, "public."))
 		if !ok {
 			c.InvalidateAll()
 			continue
@@ -252,15 +232,6 @@ func (c *Cache) InvalidateAll() {
 	for i := range c.gens {
 		c.gens[i].Add(1)
 	}
-}
-
-func tableByName(name string) (tableID, bool) {
-	for i, n := range tableNames {
-		if n == name {
-			return tableID(i), true
-		}
-	}
-	return 0, false
 }
 
 // Tx returns a gen.Querier for a transaction whose queries run on q, and
@@ -283,60 +254,178 @@ func (c *Cache) Tx(q gen.Querier) (txq gen.Querier, commit func()) {
 
 // txWrites records the tables a transaction wrote.
 type txWrites struct {
-	tables [numTables]atomic.Bool
+	tables [querymeta.NumTables]atomic.Bool
 }
 
-func (w *txWrites) record(qid queryID) {
-	for _, t := range queries[qid].writes {
+func (w *txWrites) record(qid querymeta.ID) {
+	for _, t := range querymeta.Queries[qid].WriteTables {
 		w.tables[t].Store(true)
 	}
 }
 
-// bump invalidates the tables query qid writes.
-func (c *Cache) bump(qid queryID) {
-	for _, t := range queries[qid].writes {
+// Wrote invalidates the cached reads of the tables query qid writes. Package
+// repo calls it after every write it runs (and after the WAL position was
+// recorded), whether or not the write failed: a failed write may have
+// reached the server. Safe for concurrent use.
+func (c *Cache) Wrote(qid querymeta.ID) {
+	for _, t := range querymeta.Queries[qid].WriteTables {
 		c.gens[t].Add(1)
 	}
 }
 
 // keyPrefix appends the query id and the current generations of the tables
 // it reads.
-func (c *Cache) keyPrefix(b []byte, qid queryID) []byte {
+func (c *Cache) keyPrefix(b []byte, qid querymeta.ID) []byte {
 	b = append(b, byte(qid>>8), byte(qid))
-	for _, t := range queries[qid].reads {
+	for _, t := range querymeta.Queries[qid].ReadTables {
 		b = appendUint64(b, c.gens[t].Load())
 	}
 	return b
 }
 
-type lookupState uint8
+// Outcome is what Lookup found.
+type Outcome uint8
 
 const (
-	stateMiss lookupState = iota
-	stateFresh
-	stateStale
+	// Miss: nothing usable is cached; Load the value.
+	Miss Outcome = iota
+	// Fresh: the value is cached and fresh.
+	Fresh
+	// Stale: the value is cached, expired but within its
+	// stale-while-revalidate window; serve it and Refresh it.
+	Stale
+	// Off: the cache never serves this query (Options.Off); run it.
+	Off
 )
 
-// lookup finds k's entry and says whether it is fresh, stale (in its
-// stale-while-revalidate window) or missing.
-func (c *Cache) lookup(qid queryID, k []byte) (*entry, lookupState) {
-	e, ok := c.rc.Get(maphash.Bytes(c.seed, k))
-	if !ok || e.key != string(k) {
-		c.m.q[qid].misses.Add(1)
-		return nil, stateMiss
+// Query is the cache's view of one cached query: how to key its argument
+// and how to copy and size its result. cachegen generates one per cached
+// query (GetEvalRun, ListEvalResults, ...).
+type Query[A, R any] struct {
+	id   querymeta.ID
+	key  func(*Cache, A) Key
+	copy func(R) R
+	size func(R) int64
+}
+
+// ID returns the query's ID.
+func (q *Query[A, R]) ID() querymeta.ID { return q.id }
+
+// Key is the key of one read: built into an array that the caller keeps on
+// its stack, so a hit allocates nothing for it.
+type Key struct {
+	n    int
+	b    [keyBufSize]byte
+	long string // a key longer than b
+	e    *entry // the stale entry, for Refresh
+}
+
+func (k *Key) set(b []byte) {
+	if len(b) <= len(k.b) {
+		k.n = len(b)
+		return
+	}
+	k.long = string(b)
+}
+
+func (k *Key) hash(seed maphash.Seed) uint64 {
+	if k.long != "" {
+		return maphash.String(seed, k.long)
+	}
+	return maphash.Bytes(seed, k.b[:k.n])
+}
+
+func (k *Key) equal(s string) bool {
+	if k.long != "" {
+		return k.long == s
+	}
+	return string(k.b[:k.n]) == s
+}
+
+func (k *Key) String() string {
+	if k.long != "" {
+		return k.long
+	}
+	return string(k.b[:k.n])
+}
+
+// Lookup looks up the read of q with argument arg. On Fresh and Stale it
+// returns a private copy of the cached value; on Stale and Miss, k is what
+// Refresh or Load need. It returns Off when the query is never cached, c is
+// nil, or the coherence Gate (UseCoherence) says the cache may not be used
+// now. Safe for concurrent use.
+func Lookup[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, k *Key) (R, Outcome) {
+	var zero R
+	if c == nil || c.off[q.id] || !c.admit(ctx) {
+		return zero, Off
+	}
+	*k = q.key(c, arg)
+	e, ok := c.rc.Get(k.hash(c.seed))
+	if !ok || !k.equal(e.key) {
+		c.m.q[q.id].misses.Add(1)
+		return zero, Miss
 	}
 	now := c.clock()
 	switch {
 	case now < e.fresh:
-		c.m.q[qid].hits.Add(1)
-		return e, stateFresh
+		c.m.q[q.id].hits.Add(1)
+		return q.copy(e.val.(R)), Fresh
 	case now < e.stale:
-		c.m.q[qid].stale.Add(1)
-		return e, stateStale
+		c.m.q[q.id].stale.Add(1)
+		k.e = e
+		return q.copy(e.val.(R)), Stale
 	}
-	c.m.q[qid].misses.Add(1)
-	return nil, stateMiss
+	c.m.q[q.id].misses.Add(1)
+	return zero, Miss
 }
+
+// Load runs fn once for all concurrent misses of k (see Cache.load), caches
+// its result unless it failed and returns a private copy.
+func Load[A, R any](ctx context.Context, c *Cache, q *Query[A, R], k *Key, fn func(context.Context) (R, error)) (R, error) {
+	v, err := c.load(ctx, q.id, k.String(), func(ctx context.Context) (any, int64, error) {
+		v, err := fn(ctx)
+		return v, q.size(v), err
+	})
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	return q.copy(v.(R)), nil
+}
+
+// Refresh reloads the stale entry Lookup found in the background, once at
+// a time, bounded by Options.RefreshTimeout.
+func Refresh[A, R any](ctx context.Context, c *Cache, q *Query[A, R], k *Key, fn func(context.Context) (R, error)) {
+	c.revalidate(ctx, k.e, func(ctx context.Context) (any, int64, error) {
+		v, err := fn(ctx)
+		return v, q.size(v), err
+	})
+}
+
+// serve is a cached read of Cache's own gen.Querier.
+func serve[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, call func(gen.Querier, context.Context, A) (R, error)) (R, error) {
+	var k Key
+	v, st := Lookup(ctx, c, q, arg, &k)
+	switch st {
+	case Fresh:
+		return v, nil
+	case Stale:
+		Refresh(ctx, c, q, &k, func(ctx context.Context) (R, error) { return call(c.q, ctx, arg) })
+		return v, nil
+	case Miss:
+		return Load(ctx, c, q, &k, func(ctx context.Context) (R, error) { return call(c.q, ctx, arg) })
+	}
+	return call(c.q, ctx, arg)
+}
+
+// write is a write of Cache's own gen.Querier.
+func write[A, R any](ctx context.Context, c *Cache, qid querymeta.ID, arg A, call func(gen.Querier, context.Context, A) (R, error)) (R, error) {
+	defer c.Wrote(qid)
+	return call(c.q, ctx, arg)
+}
+
+// errOnly drops the result of a statement that returns only an error.
+func errOnly[R any](_ R, err error) error { return err }
 
 // clock returns nanoseconds since New: from Options.Now when set, else
 // from the monotonic clock (one clock read, immune to wall-clock steps).
@@ -357,8 +446,7 @@ type loader func(ctx context.Context) (val any, size int64, err error)
 // the others, and each caller stops waiting when its own ctx ends. A load
 // that fails fails for every caller that waited for it; none runs the query
 // again.
-func (c *Cache) load(ctx context.Context, qid queryID, k []byte, fn loader) (any, error) {
-	key := string(k)
+func (c *Cache) load(ctx context.Context, qid querymeta.ID, key string, fn loader) (any, error) {
 	ch := c.sf.DoChan(key, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout)
 		defer cancel()
@@ -379,7 +467,7 @@ func (c *Cache) load(ctx context.Context, qid queryID, k []byte, fn loader) (any
 	}
 }
 
-func (c *Cache) store(qid queryID, key string, v any, size int64) {
+func (c *Cache) store(qid querymeta.ID, key string, v any, size int64) {
 	now := c.clock()
 	ttl, swr := c.ttl[qid], c.swr[qid]
 	e := &entry{key: key, val: v, fresh: now + ttl, stale: now + ttl + swr, qid: qid}
@@ -402,7 +490,7 @@ func (c *Cache) revalidate(ctx context.Context, e *entry, fn loader) {
 		defer c.bg.Done()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.refresh)
 		defer cancel()
-		if _, err := c.load(ctx, e.qid, []byte(e.key), fn); err != nil {
+		if _, err := c.load(ctx, e.qid, e.key, fn); err != nil {
 			e.refreshing.Store(false) // let a later read try again
 		}
 	}()
@@ -410,18 +498,20 @@ func (c *Cache) revalidate(ctx context.Context, e *entry, fn loader) {
 
 // QueryTables returns the tables the named query (a gen.Querier method name)
 // reads and writes, as tools/cachegen derived them from its SQL, and whether
-// the Cache ever caches it. ok is false for an unknown name.
+// the Cache ever caches it. ok is false for an unknown name. It reads
+// package querymeta's table.
 func QueryTables(name string) (reads, writes []string, cached, ok bool) {
-	id, ok := queryByName(name)
-	if !ok {
+	qi := querymeta.ByName(name)
+	if qi == nil {
 		return nil, nil, false, false
 	}
-	qi := &queries[id]
-	for _, t := range qi.reads {
-		reads = append(reads, tableNames[t])
-	}
-	for _, t := range qi.writes {
-		writes = append(writes, tableNames[t])
-	}
-	return reads, writes, qi.uncacheable == "", true
+	return slices.Clone(qi.Reads), slices.Clone(qi.Writes), qi.Cached(), true
+}
+
+// ReadOnly reports whether the sqlc query named name (gen.Querier's method
+// name) only reads tables of schema/, so that it may run on a read replica
+// (querymeta.Query.ReadOnly). Any other name reports false.
+func ReadOnly(name string) bool {
+	qi := querymeta.ByName(name)
+	return qi != nil && qi.ReadOnly
 }

@@ -1,9 +1,13 @@
-// Package cachewrap provides Cache, a gen.Querier that serves reads from a
-// ristretto v2 cache and passes writes through, keeping the two coherent.
+// Package cachewrap provides Cache, the ristretto v2 read cache of evaldb,
+// coherent with writes. Package repo's statement path uses it through
+// Lookup, Load, Refresh and Wrote; a Cache is also a gen.Querier of its own
+// over any gen.Querier given to New (reads served from the cache, writes
+// passed through), whose methods go through the same functions.
 //
-// The wrapper is generated (querier_gen.go, by tools/cachegen through
-// `go generate ./...`) from sqlc's output: for each query the generator
-// derives from its SQL, with PostgreSQL's own parser, the tables it reads and
+// What it knows about each query comes from package querymeta, and the
+// keys, copies and sizes are generated (querier_gen.go, by tools/cachegen
+// through `go generate ./...`) from sqlc's output: for each query the
+// generator derives from its SQL, with PostgreSQL's own parser, the tables it reads and
 // writes (joins, subqueries and CTEs included; a DELETE or UPDATE also writes
 // the tables its cascading foreign keys reach), and reads the query's cache
 // policy from a line of its comment in queries/:
@@ -39,8 +43,11 @@
 //
 // # Values
 //
-// Concurrent misses of one key run the query once (singleflight); errors are
-// never cached; every value returned is a deep copy (generated per type), so
+// Concurrent misses of one key run the query once (singleflight): the shared
+// load runs under a context of its own, bounded by Options.LoadTimeout (the
+// per-statement deadline in repo), so the first caller giving up does not
+// cancel it, each caller stops waiting on its own context, and a load that
+// failed is not run again once per waiter. Errors are never cached; every value returned is a deep copy (generated per type), so
 // a caller may change it freely. Within a query's stale-while-revalidate
 // window an expired value is returned at once and refreshed in the
 // background.

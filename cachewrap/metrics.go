@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aah/evaldb/querymeta"
 )
 
 type queryCounters struct {
@@ -11,7 +13,7 @@ type queryCounters struct {
 }
 
 type counters struct {
-	q         [numQueries]queryCounters
+	q         [querymeta.NumQueries]queryCounters
 	evictions atomic.Uint64
 	rejected  atomic.Uint64
 	bypassed  atomic.Uint64
@@ -56,12 +58,13 @@ func (c *Cache) Stats() Stats {
 		Queries:      map[string]QueryStats{},
 	}
 	for i := range c.m.q {
-		if queries[i].uncacheable != "" {
+		qi := &querymeta.Queries[i]
+		if !qi.Cached() {
 			continue
 		}
 		qc := &c.m.q[i]
 		qs := QueryStats{Hits: qc.hits.Load(), Misses: qc.misses.Load(), StaleServes: qc.stale.Load()}
-		s.Queries[queries[i].name] = qs
+		s.Queries[qi.Name] = qs
 		s.Hits += qs.Hits
 		s.Misses += qs.Misses
 		s.StaleServes += qs.StaleServes

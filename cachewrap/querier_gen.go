@@ -13,193 +13,37 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/aah/evaldb/gen"
+	"github.com/aah/evaldb/querymeta"
 )
 
 var (
 	_ gen.Querier = (*Cache)(nil)
 	_ gen.Querier = (*txQuerier)(nil)
+	_             = slices.Clone[[]byte]
+	_             = unsafe.Sizeof(0)
+	_             = errOnly[struct{}] // for :exec queries
 	_             = json.RawMessage(nil)
 	_             = uuid.UUID{}
-	_             = pgconn.CommandTag{} // :execresult
 	_             = time.Time{}
-	_             = slices.Clone[[]byte]
+	_             = pgconn.CommandTag{}
 )
 
-// Tables of schema/, in name order.
-const (
-	tEvalMetrics tableID = iota
-	tEvalResults
-	tEvalRuns
-	tPerformanceMetrics
-	tStudentProfiles
-	tUsers
-	numTables
+// The cached queries: how the cache keys their arguments and copies and
+// sizes their results. Package repo's run and Cache's own methods hand
+// them to Lookup and Load.
+var (
+	EvalLeaderboard            = &Query[[]uuid.UUID, []gen.EvalLeaderboardRow]{id: querymeta.EvalLeaderboard, key: keyEvalLeaderboard, copy: copyEvalLeaderboardRowSlice, size: sizeEvalLeaderboardRowSlice}
+	GetEvalRun                 = &Query[uuid.UUID, gen.EvalRun]{id: querymeta.GetEvalRun, key: keyGetEvalRun, copy: copyEvalRun, size: sizeEvalRun}
+	GetEvalRunSummary          = &Query[uuid.UUID, gen.GetEvalRunSummaryRow]{id: querymeta.GetEvalRunSummary, key: keyGetEvalRunSummary, copy: copyGetEvalRunSummaryRow, size: sizeGetEvalRunSummaryRow}
+	GetStudentWithMetrics      = &Query[string, gen.GetStudentWithMetricsRow]{id: querymeta.GetStudentWithMetrics, key: keyGetStudentWithMetrics, copy: copyGetStudentWithMetricsRow, size: sizeGetStudentWithMetricsRow}
+	GetUser                    = &Query[int64, gen.User]{id: querymeta.GetUser, key: keyGetUser, copy: copyUser, size: sizeUser}
+	GetUserByEmail             = &Query[string, gen.User]{id: querymeta.GetUserByEmail, key: keyGetUserByEmail, copy: copyUser, size: sizeUser}
+	ListEvalMetrics            = &Query[uuid.UUID, []gen.EvalMetric]{id: querymeta.ListEvalMetrics, key: keyListEvalMetrics, copy: copyEvalMetricSlice, size: sizeEvalMetricSlice}
+	ListEvalResults            = &Query[gen.ListEvalResultsParams, []gen.EvalResult]{id: querymeta.ListEvalResults, key: keyListEvalResults, copy: copyEvalResultSlice, size: sizeEvalResultSlice}
+	ListEvalRuns               = &Query[gen.ListEvalRunsParams, []gen.EvalRun]{id: querymeta.ListEvalRuns, key: keyListEvalRuns, copy: copyEvalRunSlice, size: sizeEvalRunSlice}
+	ListFailedEvalResults      = &Query[gen.ListFailedEvalResultsParams, []gen.EvalResult]{id: querymeta.ListFailedEvalResults, key: keyListFailedEvalResults, copy: copyEvalResultSlice, size: sizeEvalResultSlice}
+	ListStudentMetricsInWindow = &Query[gen.ListStudentMetricsInWindowParams, []gen.PerformanceMetric]{id: querymeta.ListStudentMetricsInWindow, key: keyListStudentMetricsInWindow, copy: copyPerformanceMetricSlice, size: sizePerformanceMetricSlice}
 )
-
-var tableNames = [numTables]string{
-	tEvalMetrics:        "eval_metrics",
-	tEvalResults:        "eval_results",
-	tEvalRuns:           "eval_runs",
-	tPerformanceMetrics: "performance_metrics",
-	tStudentProfiles:    "student_profiles",
-	tUsers:              "users",
-}
-
-// Queries of gen.Querier, in method order.
-const (
-	qCountConnectionsByState queryID = iota
-	qCreateStudentProfile
-	qCreateUser
-	qDeleteEvalRun
-	qEvalLeaderboard
-	qGetEvalRun
-	qGetEvalRunSummary
-	qGetStudentWithMetrics
-	qGetUser
-	qGetUserByEmail
-	qInsertEvalMetrics
-	qInsertEvalMetricsUnnest
-	qInsertEvalResults
-	qInsertEvalResultsUnnest
-	qInsertEvalRun
-	qInsertPerformanceMetrics
-	qListEvalMetrics
-	qListEvalResults
-	qListEvalRuns
-	qListFailedEvalResults
-	qListStudentMetricsInWindow
-	qRecordPerformanceMetric
-	qUpdateEvalRunStatus
-	numQueries
-)
-
-// queries holds what cachegen derived from each query's SQL and comment.
-var queries = [numQueries]queryInfo{
-	qCountConnectionsByState: {
-		name:        "CountConnectionsByState",
-		uncacheable: "reads system catalog pg_stat_activity",
-	},
-	qCreateStudentProfile: {
-		name:        "CreateStudentProfile",
-		writes:      []tableID{tStudentProfiles},
-		uncacheable: "writes",
-	},
-	qCreateUser: {
-		name:        "CreateUser",
-		writes:      []tableID{tUsers},
-		uncacheable: "writes",
-	},
-	qDeleteEvalRun: {
-		name:        "DeleteEvalRun",
-		writes:      []tableID{tEvalMetrics, tEvalResults, tEvalRuns},
-		uncacheable: "writes",
-	},
-	qEvalLeaderboard: {
-		name:  "EvalLeaderboard",
-		reads: []tableID{tEvalResults, tEvalRuns},
-	},
-	qGetEvalRun: {
-		name:  "GetEvalRun",
-		reads: []tableID{tEvalRuns},
-	},
-	qGetEvalRunSummary: {
-		name:  "GetEvalRunSummary",
-		reads: []tableID{tEvalResults, tEvalRuns},
-		ttl:   60000000000, // 1m0s
-		swr:   30000000000, // 30s
-	},
-	qGetStudentWithMetrics: {
-		name:  "GetStudentWithMetrics",
-		reads: []tableID{tPerformanceMetrics, tStudentProfiles},
-		ttl:   30000000000, // 30s
-		swr:   10000000000, // 10s
-	},
-	qGetUser: {
-		name:  "GetUser",
-		reads: []tableID{tUsers},
-	},
-	qGetUserByEmail: {
-		name:  "GetUserByEmail",
-		reads: []tableID{tUsers},
-	},
-	qInsertEvalMetrics: {
-		name:        "InsertEvalMetrics",
-		writes:      []tableID{tEvalMetrics},
-		uncacheable: "writes",
-	},
-	qInsertEvalMetricsUnnest: {
-		name:        "InsertEvalMetricsUnnest",
-		writes:      []tableID{tEvalMetrics},
-		uncacheable: "writes",
-	},
-	qInsertEvalResults: {
-		name:        "InsertEvalResults",
-		writes:      []tableID{tEvalResults},
-		uncacheable: "writes",
-	},
-	qInsertEvalResultsUnnest: {
-		name:        "InsertEvalResultsUnnest",
-		writes:      []tableID{tEvalResults},
-		uncacheable: "writes",
-	},
-	qInsertEvalRun: {
-		name:        "InsertEvalRun",
-		writes:      []tableID{tEvalRuns},
-		uncacheable: "writes",
-	},
-	qInsertPerformanceMetrics: {
-		name:        "InsertPerformanceMetrics",
-		writes:      []tableID{tPerformanceMetrics},
-		uncacheable: "writes",
-	},
-	qListEvalMetrics: {
-		name:  "ListEvalMetrics",
-		reads: []tableID{tEvalMetrics},
-	},
-	qListEvalResults: {
-		name:  "ListEvalResults",
-		reads: []tableID{tEvalResults},
-	},
-	qListEvalRuns: {
-		name:  "ListEvalRuns",
-		reads: []tableID{tEvalRuns},
-		ttl:   10000000000, // 10s
-	},
-	qListFailedEvalResults: {
-		name:  "ListFailedEvalResults",
-		reads: []tableID{tEvalResults},
-	},
-	qListStudentMetricsInWindow: {
-		name:  "ListStudentMetricsInWindow",
-		reads: []tableID{tPerformanceMetrics, tStudentProfiles},
-	},
-	qRecordPerformanceMetric: {
-		name:        "RecordPerformanceMetric",
-		writes:      []tableID{tPerformanceMetrics},
-		uncacheable: "writes",
-	},
-	qUpdateEvalRunStatus: {
-		name:        "UpdateEvalRunStatus",
-		writes:      []tableID{tEvalRuns},
-		uncacheable: "writes",
-	},
-}
-
-// ReadOnly reports whether the sqlc query named name (gen.Querier's
-// method name, as in the query's "-- name:" line) only reads tables of
-// schema/: it writes nothing (also through a data-modifying CTE), takes no
-// row locks (FOR UPDATE/SHARE) and reads no system catalog or statistics
-// view. Such a query gives the same answer on a streaming replica that has
-// replayed far enough, so package repo may send it there. Any other name,
-// including SQL that is not one of gen's queries, reports false. cachegen
-// derives the list from each query's SQL. Safe for concurrent use.
-func ReadOnly(name string) bool {
-	switch name {
-	case "EvalLeaderboard", "GetEvalRun", "GetEvalRunSummary", "GetStudentWithMetrics", "GetUser", "GetUserByEmail", "ListEvalMetrics", "ListEvalResults", "ListEvalRuns", "ListFailedEvalResults", "ListStudentMetricsInWindow":
-		return true
-	}
-	return false
-}
 
 // CountConnectionsByState runs gen.Querier.CountConnectionsByState uncached (reads system catalog pg_stat_activity).
 func (c *Cache) CountConnectionsByState(ctx context.Context) ([]gen.CountConnectionsByStateRow, error) {
@@ -210,407 +54,132 @@ func (c *Cache) CountConnectionsByState(ctx context.Context) ([]gen.CountConnect
 // student_profiles (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) CreateStudentProfile(ctx context.Context, arg gen.CreateStudentProfileParams) (gen.StudentProfile, error) {
-	defer c.bump(qCreateStudentProfile)
-	return c.q.CreateStudentProfile(ctx, arg)
+	return write(ctx, c, querymeta.CreateStudentProfile, arg, gen.Querier.CreateStudentProfile)
 }
 
 // CreateUser runs gen.Querier.CreateUser, then invalidates the cached reads of
 // users (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) CreateUser(ctx context.Context, arg gen.CreateUserParams) (gen.User, error) {
-	defer c.bump(qCreateUser)
-	return c.q.CreateUser(ctx, arg)
+	return write(ctx, c, querymeta.CreateUser, arg, gen.Querier.CreateUser)
 }
 
 // DeleteEvalRun runs gen.Querier.DeleteEvalRun, then invalidates the cached reads of
 // eval_metrics, eval_results, eval_runs (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, error) {
-	defer c.bump(qDeleteEvalRun)
-	return c.q.DeleteEvalRun(ctx, id)
+	return write(ctx, c, querymeta.DeleteEvalRun, id, gen.Querier.DeleteEvalRun)
 }
 
 // EvalLeaderboard serves gen.Querier.EvalLeaderboard from the cache; it reads eval_results, eval_runs.
-// Policy: Options.TTL and Options.SWR.
 func (c *Cache) EvalLeaderboard(ctx context.Context, runIds []uuid.UUID) ([]gen.EvalLeaderboardRow, error) {
-	const qid = qEvalLeaderboard
-	if c.off[qid] || !c.admit(ctx) {
-		return c.q.EvalLeaderboard(ctx, runIds)
-	}
-	var buf [keyBufSize]byte
-	k := keyArgsEvalLeaderboard(c.keyPrefix(buf[:0], qid), runIds)
-	ent, st := c.lookup(qid, k)
-	if st == stateFresh {
-		return copyEvalLeaderboardRowSlice(ent.val.([]gen.EvalLeaderboardRow)), nil
-	}
-	load := func(ctx context.Context) (any, int64, error) {
-		v, err := c.q.EvalLeaderboard(ctx, runIds)
-		return v, sizeEvalLeaderboardRowSlice(v), err
-	}
-	if st == stateStale {
-		c.revalidate(ctx, ent, load)
-		return copyEvalLeaderboardRowSlice(ent.val.([]gen.EvalLeaderboardRow)), nil
-	}
-	v, err := c.load(ctx, qid, k, load)
-	if err != nil {
-		var zero []gen.EvalLeaderboardRow
-		return zero, err
-	}
-	return copyEvalLeaderboardRowSlice(v.([]gen.EvalLeaderboardRow)), nil
+	return serve(ctx, c, EvalLeaderboard, runIds, gen.Querier.EvalLeaderboard)
 }
 
 // GetEvalRun serves gen.Querier.GetEvalRun from the cache; it reads eval_runs.
-// Policy: Options.TTL and Options.SWR.
 func (c *Cache) GetEvalRun(ctx context.Context, id uuid.UUID) (gen.EvalRun, error) {
-	const qid = qGetEvalRun
-	if c.off[qid] || !c.admit(ctx) {
-		return c.q.GetEvalRun(ctx, id)
-	}
-	var buf [keyBufSize]byte
-	k := keyArgsGetEvalRun(c.keyPrefix(buf[:0], qid), id)
-	ent, st := c.lookup(qid, k)
-	if st == stateFresh {
-		return copyEvalRun(ent.val.(gen.EvalRun)), nil
-	}
-	load := func(ctx context.Context) (any, int64, error) {
-		v, err := c.q.GetEvalRun(ctx, id)
-		return v, sizeEvalRun(v), err
-	}
-	if st == stateStale {
-		c.revalidate(ctx, ent, load)
-		return copyEvalRun(ent.val.(gen.EvalRun)), nil
-	}
-	v, err := c.load(ctx, qid, k, load)
-	if err != nil {
-		var zero gen.EvalRun
-		return zero, err
-	}
-	return copyEvalRun(v.(gen.EvalRun)), nil
+	return serve(ctx, c, GetEvalRun, id, gen.Querier.GetEvalRun)
 }
 
 // GetEvalRunSummary serves gen.Querier.GetEvalRunSummary from the cache; it reads eval_results, eval_runs.
-// Policy from queries/: ttl=1m0s swr=30s (a zero takes the Options default).
 func (c *Cache) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (gen.GetEvalRunSummaryRow, error) {
-	const qid = qGetEvalRunSummary
-	if c.off[qid] || !c.admit(ctx) {
-		return c.q.GetEvalRunSummary(ctx, id)
-	}
-	var buf [keyBufSize]byte
-	k := keyArgsGetEvalRunSummary(c.keyPrefix(buf[:0], qid), id)
-	ent, st := c.lookup(qid, k)
-	if st == stateFresh {
-		return copyGetEvalRunSummaryRow(ent.val.(gen.GetEvalRunSummaryRow)), nil
-	}
-	load := func(ctx context.Context) (any, int64, error) {
-		v, err := c.q.GetEvalRunSummary(ctx, id)
-		return v, sizeGetEvalRunSummaryRow(v), err
-	}
-	if st == stateStale {
-		c.revalidate(ctx, ent, load)
-		return copyGetEvalRunSummaryRow(ent.val.(gen.GetEvalRunSummaryRow)), nil
-	}
-	v, err := c.load(ctx, qid, k, load)
-	if err != nil {
-		var zero gen.GetEvalRunSummaryRow
-		return zero, err
-	}
-	return copyGetEvalRunSummaryRow(v.(gen.GetEvalRunSummaryRow)), nil
+	return serve(ctx, c, GetEvalRunSummary, id, gen.Querier.GetEvalRunSummary)
 }
 
 // GetStudentWithMetrics serves gen.Querier.GetStudentWithMetrics from the cache; it reads performance_metrics, student_profiles.
-// Policy from queries/: ttl=30s swr=10s (a zero takes the Options default).
 func (c *Cache) GetStudentWithMetrics(ctx context.Context, studentID string) (gen.GetStudentWithMetricsRow, error) {
-	const qid = qGetStudentWithMetrics
-	if c.off[qid] || !c.admit(ctx) {
-		return c.q.GetStudentWithMetrics(ctx, studentID)
-	}
-	var buf [keyBufSize]byte
-	k := keyArgsGetStudentWithMetrics(c.keyPrefix(buf[:0], qid), studentID)
-	ent, st := c.lookup(qid, k)
-	if st == stateFresh {
-		return copyGetStudentWithMetricsRow(ent.val.(gen.GetStudentWithMetricsRow)), nil
-	}
-	load := func(ctx context.Context) (any, int64, error) {
-		v, err := c.q.GetStudentWithMetrics(ctx, studentID)
-		return v, sizeGetStudentWithMetricsRow(v), err
-	}
-	if st == stateStale {
-		c.revalidate(ctx, ent, load)
-		return copyGetStudentWithMetricsRow(ent.val.(gen.GetStudentWithMetricsRow)), nil
-	}
-	v, err := c.load(ctx, qid, k, load)
-	if err != nil {
-		var zero gen.GetStudentWithMetricsRow
-		return zero, err
-	}
-	return copyGetStudentWithMetricsRow(v.(gen.GetStudentWithMetricsRow)), nil
+	return serve(ctx, c, GetStudentWithMetrics, studentID, gen.Querier.GetStudentWithMetrics)
 }
 
 // GetUser serves gen.Querier.GetUser from the cache; it reads users.
-// Policy: Options.TTL and Options.SWR.
 func (c *Cache) GetUser(ctx context.Context, id int64) (gen.User, error) {
-	const qid = qGetUser
-	if c.off[qid] || !c.admit(ctx) {
-		return c.q.GetUser(ctx, id)
-	}
-	var buf [keyBufSize]byte
-	k := keyArgsGetUser(c.keyPrefix(buf[:0], qid), id)
-	ent, st := c.lookup(qid, k)
-	if st == stateFresh {
-		return copyUser(ent.val.(gen.User)), nil
-	}
-	load := func(ctx context.Context) (any, int64, error) {
-		v, err := c.q.GetUser(ctx, id)
-		return v, sizeUser(v), err
-	}
-	if st == stateStale {
-		c.revalidate(ctx, ent, load)
-		return copyUser(ent.val.(gen.User)), nil
-	}
-	v, err := c.load(ctx, qid, k, load)
-	if err != nil {
-		var zero gen.User
-		return zero, err
-	}
-	return copyUser(v.(gen.User)), nil
+	return serve(ctx, c, GetUser, id, gen.Querier.GetUser)
 }
 
 // GetUserByEmail serves gen.Querier.GetUserByEmail from the cache; it reads users.
-// Policy: Options.TTL and Options.SWR.
 func (c *Cache) GetUserByEmail(ctx context.Context, email string) (gen.User, error) {
-	const qid = qGetUserByEmail
-	if c.off[qid] || !c.admit(ctx) {
-		return c.q.GetUserByEmail(ctx, email)
-	}
-	var buf [keyBufSize]byte
-	k := keyArgsGetUserByEmail(c.keyPrefix(buf[:0], qid), email)
-	ent, st := c.lookup(qid, k)
-	if st == stateFresh {
-		return copyUser(ent.val.(gen.User)), nil
-	}
-	load := func(ctx context.Context) (any, int64, error) {
-		v, err := c.q.GetUserByEmail(ctx, email)
-		return v, sizeUser(v), err
-	}
-	if st == stateStale {
-		c.revalidate(ctx, ent, load)
-		return copyUser(ent.val.(gen.User)), nil
-	}
-	v, err := c.load(ctx, qid, k, load)
-	if err != nil {
-		var zero gen.User
-		return zero, err
-	}
-	return copyUser(v.(gen.User)), nil
+	return serve(ctx, c, GetUserByEmail, email, gen.Querier.GetUserByEmail)
 }
 
 // InsertEvalMetrics runs gen.Querier.InsertEvalMetrics, then invalidates the cached reads of
 // eval_metrics (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) InsertEvalMetrics(ctx context.Context, arg []gen.InsertEvalMetricsParams) (int64, error) {
-	defer c.bump(qInsertEvalMetrics)
-	return c.q.InsertEvalMetrics(ctx, arg)
+	return write(ctx, c, querymeta.InsertEvalMetrics, arg, gen.Querier.InsertEvalMetrics)
 }
 
 // InsertEvalMetricsUnnest runs gen.Querier.InsertEvalMetricsUnnest, then invalidates the cached reads of
 // eval_metrics (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) InsertEvalMetricsUnnest(ctx context.Context, arg gen.InsertEvalMetricsUnnestParams) (int64, error) {
-	defer c.bump(qInsertEvalMetricsUnnest)
-	return c.q.InsertEvalMetricsUnnest(ctx, arg)
+	return write(ctx, c, querymeta.InsertEvalMetricsUnnest, arg, gen.Querier.InsertEvalMetricsUnnest)
 }
 
 // InsertEvalResults runs gen.Querier.InsertEvalResults, then invalidates the cached reads of
 // eval_results (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) InsertEvalResults(ctx context.Context, arg []gen.InsertEvalResultsParams) (int64, error) {
-	defer c.bump(qInsertEvalResults)
-	return c.q.InsertEvalResults(ctx, arg)
+	return write(ctx, c, querymeta.InsertEvalResults, arg, gen.Querier.InsertEvalResults)
 }
 
 // InsertEvalResultsUnnest runs gen.Querier.InsertEvalResultsUnnest, then invalidates the cached reads of
 // eval_results (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) InsertEvalResultsUnnest(ctx context.Context, arg gen.InsertEvalResultsUnnestParams) (int64, error) {
-	defer c.bump(qInsertEvalResultsUnnest)
-	return c.q.InsertEvalResultsUnnest(ctx, arg)
+	return write(ctx, c, querymeta.InsertEvalResultsUnnest, arg, gen.Querier.InsertEvalResultsUnnest)
 }
 
 // InsertEvalRun runs gen.Querier.InsertEvalRun, then invalidates the cached reads of
 // eval_runs (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) InsertEvalRun(ctx context.Context, arg gen.InsertEvalRunParams) (gen.EvalRun, error) {
-	defer c.bump(qInsertEvalRun)
-	return c.q.InsertEvalRun(ctx, arg)
+	return write(ctx, c, querymeta.InsertEvalRun, arg, gen.Querier.InsertEvalRun)
 }
 
 // InsertPerformanceMetrics runs gen.Querier.InsertPerformanceMetrics, then invalidates the cached reads of
 // performance_metrics (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) InsertPerformanceMetrics(ctx context.Context, arg []gen.InsertPerformanceMetricsParams) (int64, error) {
-	defer c.bump(qInsertPerformanceMetrics)
-	return c.q.InsertPerformanceMetrics(ctx, arg)
+	return write(ctx, c, querymeta.InsertPerformanceMetrics, arg, gen.Querier.InsertPerformanceMetrics)
 }
 
 // ListEvalMetrics serves gen.Querier.ListEvalMetrics from the cache; it reads eval_metrics.
-// Policy: Options.TTL and Options.SWR.
 func (c *Cache) ListEvalMetrics(ctx context.Context, runID uuid.UUID) ([]gen.EvalMetric, error) {
-	const qid = qListEvalMetrics
-	if c.off[qid] || !c.admit(ctx) {
-		return c.q.ListEvalMetrics(ctx, runID)
-	}
-	var buf [keyBufSize]byte
-	k := keyArgsListEvalMetrics(c.keyPrefix(buf[:0], qid), runID)
-	ent, st := c.lookup(qid, k)
-	if st == stateFresh {
-		return copyEvalMetricSlice(ent.val.([]gen.EvalMetric)), nil
-	}
-	load := func(ctx context.Context) (any, int64, error) {
-		v, err := c.q.ListEvalMetrics(ctx, runID)
-		return v, sizeEvalMetricSlice(v), err
-	}
-	if st == stateStale {
-		c.revalidate(ctx, ent, load)
-		return copyEvalMetricSlice(ent.val.([]gen.EvalMetric)), nil
-	}
-	v, err := c.load(ctx, qid, k, load)
-	if err != nil {
-		var zero []gen.EvalMetric
-		return zero, err
-	}
-	return copyEvalMetricSlice(v.([]gen.EvalMetric)), nil
+	return serve(ctx, c, ListEvalMetrics, runID, gen.Querier.ListEvalMetrics)
 }
 
 // ListEvalResults serves gen.Querier.ListEvalResults from the cache; it reads eval_results.
-// Policy: Options.TTL and Options.SWR.
 func (c *Cache) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
-	const qid = qListEvalResults
-	if c.off[qid] || !c.admit(ctx) {
-		return c.q.ListEvalResults(ctx, arg)
-	}
-	var buf [keyBufSize]byte
-	k := keyArgsListEvalResults(c.keyPrefix(buf[:0], qid), arg)
-	ent, st := c.lookup(qid, k)
-	if st == stateFresh {
-		return copyEvalResultSlice(ent.val.([]gen.EvalResult)), nil
-	}
-	load := func(ctx context.Context) (any, int64, error) {
-		v, err := c.q.ListEvalResults(ctx, arg)
-		return v, sizeEvalResultSlice(v), err
-	}
-	if st == stateStale {
-		c.revalidate(ctx, ent, load)
-		return copyEvalResultSlice(ent.val.([]gen.EvalResult)), nil
-	}
-	v, err := c.load(ctx, qid, k, load)
-	if err != nil {
-		var zero []gen.EvalResult
-		return zero, err
-	}
-	return copyEvalResultSlice(v.([]gen.EvalResult)), nil
+	return serve(ctx, c, ListEvalResults, arg, gen.Querier.ListEvalResults)
 }
 
 // ListEvalRuns serves gen.Querier.ListEvalRuns from the cache; it reads eval_runs.
-// Policy from queries/: ttl=10s swr=0s (a zero takes the Options default).
 func (c *Cache) ListEvalRuns(ctx context.Context, arg gen.ListEvalRunsParams) ([]gen.EvalRun, error) {
-	const qid = qListEvalRuns
-	if c.off[qid] || !c.admit(ctx) {
-		return c.q.ListEvalRuns(ctx, arg)
-	}
-	var buf [keyBufSize]byte
-	k := keyArgsListEvalRuns(c.keyPrefix(buf[:0], qid), arg)
-	ent, st := c.lookup(qid, k)
-	if st == stateFresh {
-		return copyEvalRunSlice(ent.val.([]gen.EvalRun)), nil
-	}
-	load := func(ctx context.Context) (any, int64, error) {
-		v, err := c.q.ListEvalRuns(ctx, arg)
-		return v, sizeEvalRunSlice(v), err
-	}
-	if st == stateStale {
-		c.revalidate(ctx, ent, load)
-		return copyEvalRunSlice(ent.val.([]gen.EvalRun)), nil
-	}
-	v, err := c.load(ctx, qid, k, load)
-	if err != nil {
-		var zero []gen.EvalRun
-		return zero, err
-	}
-	return copyEvalRunSlice(v.([]gen.EvalRun)), nil
+	return serve(ctx, c, ListEvalRuns, arg, gen.Querier.ListEvalRuns)
 }
 
 // ListFailedEvalResults serves gen.Querier.ListFailedEvalResults from the cache; it reads eval_results.
-// Policy: Options.TTL and Options.SWR.
 func (c *Cache) ListFailedEvalResults(ctx context.Context, arg gen.ListFailedEvalResultsParams) ([]gen.EvalResult, error) {
-	const qid = qListFailedEvalResults
-	if c.off[qid] || !c.admit(ctx) {
-		return c.q.ListFailedEvalResults(ctx, arg)
-	}
-	var buf [keyBufSize]byte
-	k := keyArgsListFailedEvalResults(c.keyPrefix(buf[:0], qid), arg)
-	ent, st := c.lookup(qid, k)
-	if st == stateFresh {
-		return copyEvalResultSlice(ent.val.([]gen.EvalResult)), nil
-	}
-	load := func(ctx context.Context) (any, int64, error) {
-		v, err := c.q.ListFailedEvalResults(ctx, arg)
-		return v, sizeEvalResultSlice(v), err
-	}
-	if st == stateStale {
-		c.revalidate(ctx, ent, load)
-		return copyEvalResultSlice(ent.val.([]gen.EvalResult)), nil
-	}
-	v, err := c.load(ctx, qid, k, load)
-	if err != nil {
-		var zero []gen.EvalResult
-		return zero, err
-	}
-	return copyEvalResultSlice(v.([]gen.EvalResult)), nil
+	return serve(ctx, c, ListFailedEvalResults, arg, gen.Querier.ListFailedEvalResults)
 }
 
 // ListStudentMetricsInWindow serves gen.Querier.ListStudentMetricsInWindow from the cache; it reads performance_metrics, student_profiles.
-// Policy: Options.TTL and Options.SWR.
 func (c *Cache) ListStudentMetricsInWindow(ctx context.Context, arg gen.ListStudentMetricsInWindowParams) ([]gen.PerformanceMetric, error) {
-	const qid = qListStudentMetricsInWindow
-	if c.off[qid] || !c.admit(ctx) {
-		return c.q.ListStudentMetricsInWindow(ctx, arg)
-	}
-	var buf [keyBufSize]byte
-	k := keyArgsListStudentMetricsInWindow(c.keyPrefix(buf[:0], qid), arg)
-	ent, st := c.lookup(qid, k)
-	if st == stateFresh {
-		return copyPerformanceMetricSlice(ent.val.([]gen.PerformanceMetric)), nil
-	}
-	load := func(ctx context.Context) (any, int64, error) {
-		v, err := c.q.ListStudentMetricsInWindow(ctx, arg)
-		return v, sizePerformanceMetricSlice(v), err
-	}
-	if st == stateStale {
-		c.revalidate(ctx, ent, load)
-		return copyPerformanceMetricSlice(ent.val.([]gen.PerformanceMetric)), nil
-	}
-	v, err := c.load(ctx, qid, k, load)
-	if err != nil {
-		var zero []gen.PerformanceMetric
-		return zero, err
-	}
-	return copyPerformanceMetricSlice(v.([]gen.PerformanceMetric)), nil
+	return serve(ctx, c, ListStudentMetricsInWindow, arg, gen.Querier.ListStudentMetricsInWindow)
 }
 
 // RecordPerformanceMetric runs gen.Querier.RecordPerformanceMetric, then invalidates the cached reads of
 // performance_metrics (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) RecordPerformanceMetric(ctx context.Context, arg gen.RecordPerformanceMetricParams) (gen.PerformanceMetric, error) {
-	defer c.bump(qRecordPerformanceMetric)
-	return c.q.RecordPerformanceMetric(ctx, arg)
+	return write(ctx, c, querymeta.RecordPerformanceMetric, arg, gen.Querier.RecordPerformanceMetric)
 }
 
 // UpdateEvalRunStatus runs gen.Querier.UpdateEvalRunStatus, then invalidates the cached reads of
 // eval_runs (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) UpdateEvalRunStatus(ctx context.Context, arg gen.UpdateEvalRunStatusParams) (gen.EvalRun, error) {
-	defer c.bump(qUpdateEvalRunStatus)
-	return c.q.UpdateEvalRunStatus(ctx, arg)
+	return write(ctx, c, querymeta.UpdateEvalRunStatus, arg, gen.Querier.UpdateEvalRunStatus)
 }
 
 // txQuerier is the gen.Querier of Cache.Tx: reads go straight to the
@@ -627,19 +196,19 @@ func (t *txQuerier) CountConnectionsByState(ctx context.Context) ([]gen.CountCon
 
 // CreateStudentProfile runs gen.Querier.CreateStudentProfile in the transaction.
 func (t *txQuerier) CreateStudentProfile(ctx context.Context, arg gen.CreateStudentProfileParams) (gen.StudentProfile, error) {
-	t.w.record(qCreateStudentProfile)
+	t.w.record(querymeta.CreateStudentProfile)
 	return t.q.CreateStudentProfile(ctx, arg)
 }
 
 // CreateUser runs gen.Querier.CreateUser in the transaction.
 func (t *txQuerier) CreateUser(ctx context.Context, arg gen.CreateUserParams) (gen.User, error) {
-	t.w.record(qCreateUser)
+	t.w.record(querymeta.CreateUser)
 	return t.q.CreateUser(ctx, arg)
 }
 
 // DeleteEvalRun runs gen.Querier.DeleteEvalRun in the transaction.
 func (t *txQuerier) DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, error) {
-	t.w.record(qDeleteEvalRun)
+	t.w.record(querymeta.DeleteEvalRun)
 	return t.q.DeleteEvalRun(ctx, id)
 }
 
@@ -675,37 +244,37 @@ func (t *txQuerier) GetUserByEmail(ctx context.Context, email string) (gen.User,
 
 // InsertEvalMetrics runs gen.Querier.InsertEvalMetrics in the transaction.
 func (t *txQuerier) InsertEvalMetrics(ctx context.Context, arg []gen.InsertEvalMetricsParams) (int64, error) {
-	t.w.record(qInsertEvalMetrics)
+	t.w.record(querymeta.InsertEvalMetrics)
 	return t.q.InsertEvalMetrics(ctx, arg)
 }
 
 // InsertEvalMetricsUnnest runs gen.Querier.InsertEvalMetricsUnnest in the transaction.
 func (t *txQuerier) InsertEvalMetricsUnnest(ctx context.Context, arg gen.InsertEvalMetricsUnnestParams) (int64, error) {
-	t.w.record(qInsertEvalMetricsUnnest)
+	t.w.record(querymeta.InsertEvalMetricsUnnest)
 	return t.q.InsertEvalMetricsUnnest(ctx, arg)
 }
 
 // InsertEvalResults runs gen.Querier.InsertEvalResults in the transaction.
 func (t *txQuerier) InsertEvalResults(ctx context.Context, arg []gen.InsertEvalResultsParams) (int64, error) {
-	t.w.record(qInsertEvalResults)
+	t.w.record(querymeta.InsertEvalResults)
 	return t.q.InsertEvalResults(ctx, arg)
 }
 
 // InsertEvalResultsUnnest runs gen.Querier.InsertEvalResultsUnnest in the transaction.
 func (t *txQuerier) InsertEvalResultsUnnest(ctx context.Context, arg gen.InsertEvalResultsUnnestParams) (int64, error) {
-	t.w.record(qInsertEvalResultsUnnest)
+	t.w.record(querymeta.InsertEvalResultsUnnest)
 	return t.q.InsertEvalResultsUnnest(ctx, arg)
 }
 
 // InsertEvalRun runs gen.Querier.InsertEvalRun in the transaction.
 func (t *txQuerier) InsertEvalRun(ctx context.Context, arg gen.InsertEvalRunParams) (gen.EvalRun, error) {
-	t.w.record(qInsertEvalRun)
+	t.w.record(querymeta.InsertEvalRun)
 	return t.q.InsertEvalRun(ctx, arg)
 }
 
 // InsertPerformanceMetrics runs gen.Querier.InsertPerformanceMetrics in the transaction.
 func (t *txQuerier) InsertPerformanceMetrics(ctx context.Context, arg []gen.InsertPerformanceMetricsParams) (int64, error) {
-	t.w.record(qInsertPerformanceMetrics)
+	t.w.record(querymeta.InsertPerformanceMetrics)
 	return t.q.InsertPerformanceMetrics(ctx, arg)
 }
 
@@ -736,13 +305,13 @@ func (t *txQuerier) ListStudentMetricsInWindow(ctx context.Context, arg gen.List
 
 // RecordPerformanceMetric runs gen.Querier.RecordPerformanceMetric in the transaction.
 func (t *txQuerier) RecordPerformanceMetric(ctx context.Context, arg gen.RecordPerformanceMetricParams) (gen.PerformanceMetric, error) {
-	t.w.record(qRecordPerformanceMetric)
+	t.w.record(querymeta.RecordPerformanceMetric)
 	return t.q.RecordPerformanceMetric(ctx, arg)
 }
 
 // UpdateEvalRunStatus runs gen.Querier.UpdateEvalRunStatus in the transaction.
 func (t *txQuerier) UpdateEvalRunStatus(ctx context.Context, arg gen.UpdateEvalRunStatusParams) (gen.EvalRun, error) {
-	t.w.record(qUpdateEvalRunStatus)
+	t.w.record(querymeta.UpdateEvalRunStatus)
 	return t.q.UpdateEvalRunStatus(ctx, arg)
 }
 
@@ -1047,8 +616,9 @@ func copyUser(v gen.User) gen.User {
 	return v
 }
 
-// keyArgsEvalLeaderboard appends the injective encoding of EvalLeaderboard's arguments to k.
-func keyArgsEvalLeaderboard(k []byte, runIds []uuid.UUID) []byte {
+// keyEvalLeaderboard builds the key of a read of EvalLeaderboard.
+func keyEvalLeaderboard(c *Cache, runIds []uuid.UUID) (kb Key) {
+	k := c.keyPrefix(kb.b[:0], querymeta.EvalLeaderboard)
 	if runIds == nil {
 		k = append(k, 0)
 	} else {
@@ -1058,55 +628,71 @@ func keyArgsEvalLeaderboard(k []byte, runIds []uuid.UUID) []byte {
 			k = appendUUID(k, x1)
 		}
 	}
-	return k
+	kb.set(k)
+	return kb
 }
 
-// keyArgsGetEvalRun appends the injective encoding of GetEvalRun's arguments to k.
-func keyArgsGetEvalRun(k []byte, id uuid.UUID) []byte {
+// keyGetEvalRun builds the key of a read of GetEvalRun.
+func keyGetEvalRun(c *Cache, id uuid.UUID) (kb Key) {
+	k := c.keyPrefix(kb.b[:0], querymeta.GetEvalRun)
 	k = appendUUID(k, id)
-	return k
+	kb.set(k)
+	return kb
 }
 
-// keyArgsGetEvalRunSummary appends the injective encoding of GetEvalRunSummary's arguments to k.
-func keyArgsGetEvalRunSummary(k []byte, id uuid.UUID) []byte {
+// keyGetEvalRunSummary builds the key of a read of GetEvalRunSummary.
+func keyGetEvalRunSummary(c *Cache, id uuid.UUID) (kb Key) {
+	k := c.keyPrefix(kb.b[:0], querymeta.GetEvalRunSummary)
 	k = appendUUID(k, id)
-	return k
+	kb.set(k)
+	return kb
 }
 
-// keyArgsGetStudentWithMetrics appends the injective encoding of GetStudentWithMetrics's arguments to k.
-func keyArgsGetStudentWithMetrics(k []byte, studentID string) []byte {
+// keyGetStudentWithMetrics builds the key of a read of GetStudentWithMetrics.
+func keyGetStudentWithMetrics(c *Cache, studentID string) (kb Key) {
+	k := c.keyPrefix(kb.b[:0], querymeta.GetStudentWithMetrics)
 	k = appendString(k, studentID)
-	return k
+	kb.set(k)
+	return kb
 }
 
-// keyArgsGetUser appends the injective encoding of GetUser's arguments to k.
-func keyArgsGetUser(k []byte, id int64) []byte {
+// keyGetUser builds the key of a read of GetUser.
+func keyGetUser(c *Cache, id int64) (kb Key) {
+	k := c.keyPrefix(kb.b[:0], querymeta.GetUser)
 	k = appendInt64(k, int64(id))
-	return k
+	kb.set(k)
+	return kb
 }
 
-// keyArgsGetUserByEmail appends the injective encoding of GetUserByEmail's arguments to k.
-func keyArgsGetUserByEmail(k []byte, email string) []byte {
+// keyGetUserByEmail builds the key of a read of GetUserByEmail.
+func keyGetUserByEmail(c *Cache, email string) (kb Key) {
+	k := c.keyPrefix(kb.b[:0], querymeta.GetUserByEmail)
 	k = appendString(k, email)
-	return k
+	kb.set(k)
+	return kb
 }
 
-// keyArgsListEvalMetrics appends the injective encoding of ListEvalMetrics's arguments to k.
-func keyArgsListEvalMetrics(k []byte, runID uuid.UUID) []byte {
+// keyListEvalMetrics builds the key of a read of ListEvalMetrics.
+func keyListEvalMetrics(c *Cache, runID uuid.UUID) (kb Key) {
+	k := c.keyPrefix(kb.b[:0], querymeta.ListEvalMetrics)
 	k = appendUUID(k, runID)
-	return k
+	kb.set(k)
+	return kb
 }
 
-// keyArgsListEvalResults appends the injective encoding of ListEvalResults's arguments to k.
-func keyArgsListEvalResults(k []byte, arg gen.ListEvalResultsParams) []byte {
+// keyListEvalResults builds the key of a read of ListEvalResults.
+func keyListEvalResults(c *Cache, arg gen.ListEvalResultsParams) (kb Key) {
+	k := c.keyPrefix(kb.b[:0], querymeta.ListEvalResults)
 	k = appendUUID(k, arg.RunID)
 	k = appendString(k, arg.AfterCaseID)
 	k = appendInt64(k, int64(arg.RowLimit))
-	return k
+	kb.set(k)
+	return kb
 }
 
-// keyArgsListEvalRuns appends the injective encoding of ListEvalRuns's arguments to k.
-func keyArgsListEvalRuns(k []byte, arg gen.ListEvalRunsParams) []byte {
+// keyListEvalRuns builds the key of a read of ListEvalRuns.
+func keyListEvalRuns(c *Cache, arg gen.ListEvalRunsParams) (kb Key) {
+	k := c.keyPrefix(kb.b[:0], querymeta.ListEvalRuns)
 	if arg.BeforeCreatedAt == nil {
 		k = append(k, 0)
 	} else {
@@ -1132,19 +718,23 @@ func keyArgsListEvalRuns(k []byte, arg gen.ListEvalRunsParams) []byte {
 		k = appendString(k, (*arg.Status))
 	}
 	k = appendInt64(k, int64(arg.RowLimit))
-	return k
+	kb.set(k)
+	return kb
 }
 
-// keyArgsListFailedEvalResults appends the injective encoding of ListFailedEvalResults's arguments to k.
-func keyArgsListFailedEvalResults(k []byte, arg gen.ListFailedEvalResultsParams) []byte {
+// keyListFailedEvalResults builds the key of a read of ListFailedEvalResults.
+func keyListFailedEvalResults(c *Cache, arg gen.ListFailedEvalResultsParams) (kb Key) {
+	k := c.keyPrefix(kb.b[:0], querymeta.ListFailedEvalResults)
 	k = appendUUID(k, arg.RunID)
 	k = appendString(k, arg.AfterCaseID)
 	k = appendInt64(k, int64(arg.RowLimit))
-	return k
+	kb.set(k)
+	return kb
 }
 
-// keyArgsListStudentMetricsInWindow appends the injective encoding of ListStudentMetricsInWindow's arguments to k.
-func keyArgsListStudentMetricsInWindow(k []byte, arg gen.ListStudentMetricsInWindowParams) []byte {
+// keyListStudentMetricsInWindow builds the key of a read of ListStudentMetricsInWindow.
+func keyListStudentMetricsInWindow(c *Cache, arg gen.ListStudentMetricsInWindowParams) (kb Key) {
+	k := c.keyPrefix(kb.b[:0], querymeta.ListStudentMetricsInWindow)
 	k = appendString(k, arg.StudentID)
 	k = appendTime(k, arg.RecordedFrom)
 	k = appendTime(k, arg.RecordedUntil)
@@ -1154,7 +744,8 @@ func keyArgsListStudentMetricsInWindow(k []byte, arg gen.ListStudentMetricsInWin
 		k = append(k, 1)
 		k = appendString(k, (*arg.MetricName))
 	}
-	return k
+	kb.set(k)
+	return kb
 }
 
 // sizeEvalLeaderboardRowSlice estimates the bytes v holds, inline and behind pointers.

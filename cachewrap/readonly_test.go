@@ -1,9 +1,10 @@
 package cachewrap
 
 import (
+	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/aah/evaldb/querymeta"
 )
 
 func TestReadOnly(t *testing.T) {
@@ -29,17 +30,18 @@ func TestReadOnly(t *testing.T) {
 	}
 }
 
-// TestReadOnlyMatchesAnalysis checks the generated list against the
-// generated per-query analysis: a query is read-only exactly when it writes
-// no table and is not marked uncacheable for a reason other than a policy.
+// TestReadOnlyMatchesAnalysis checks ReadOnly against the generated
+// metadata: a query is read-only exactly when querymeta says so, and no
+// read-only query writes a table or reads a system catalog.
 func TestReadOnlyMatchesAnalysis(t *testing.T) {
 	t.Parallel()
-	want, got := map[string]bool{}, map[string]bool{}
-	for _, q := range queries {
-		want[q.name] = len(q.writes) == 0 && (q.uncacheable == "" || q.uncacheable == "cache: off")
-		got[q.name] = ReadOnly(q.name)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("ReadOnly() mismatch (-want +got):\n%s", diff)
+	for i := range querymeta.Queries {
+		q := &querymeta.Queries[i]
+		if got := ReadOnly(q.Name); got != q.ReadOnly {
+			t.Errorf("ReadOnly(%q) = %v, querymeta says %v", q.Name, got, q.ReadOnly)
+		}
+		if q.ReadOnly && (len(q.Writes) > 0 || strings.HasPrefix(q.Cache.Uncacheable, "reads system catalog")) {
+			t.Errorf("%s is read-only but writes %v or is uncacheable (%s)", q.Name, q.Writes, q.Cache.Uncacheable)
+		}
 	}
 }

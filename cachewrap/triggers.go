@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/aah/evaldb/querymeta"
 )
 
 // TriggerQuerier is what CheckTriggers needs of a connection: a pool, a
@@ -52,24 +54,24 @@ func (c *Cache) CheckTriggers(ctx context.Context, db TriggerQuerier, ttlOnly []
 // UseTriggers is CheckTriggers for a caller that ran TriggeredTablesSQL
 // itself: have are the tables it returned.
 func (c *Cache) UseTriggers(ctx context.Context, have, ttlOnly []string, log *slog.Logger) []string {
-	missing := map[tableID]bool{}
-	for id, name := range tableNames {
+	missing := map[querymeta.Table]bool{}
+	for id, name := range querymeta.Tables {
 		if !slices.Contains(have, name) && !slices.Contains(ttlOnly, name) && !slices.Contains(ttlOnly, "*") {
-			missing[tableID(id)] = true
+			missing[querymeta.Table(id)] = true
 		}
 	}
 	var names []string
 	var off []string
-	for i := range queries {
+	for i := range querymeta.Queries {
 		if c.off[i] {
 			continue
 		}
-		for _, t := range queries[i].reads {
+		for _, t := range querymeta.Queries[i].ReadTables {
 			if missing[t] {
 				c.off[i] = true
-				off = append(off, queries[i].name)
-				if !slices.Contains(names, tableNames[t]) {
-					names = append(names, tableNames[t])
+				off = append(off, querymeta.Queries[i].Name)
+				if !slices.Contains(names, querymeta.Tables[t]) {
+					names = append(names, querymeta.Tables[t])
 				}
 			}
 		}

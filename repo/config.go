@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aah/evaldb/cachewrap"
+	"github.com/aah/evaldb/observe"
 )
 
 // Environment selects evaldb's defaults and how much it logs. It is read from
@@ -98,6 +99,19 @@ type Config struct {
 	// transaction, added to the caller's context. It overrides the URL's
 	// socket_timeout. Default: socket_timeout, else none.
 	QueryTimeout time.Duration
+
+	// PoolTimeout is, for New with a *pgxpool.Pool, how long a statement
+	// (or a transaction's BEGIN) waits for a free connection before it
+	// fails with ErrPoolTimeout; 0 waits as long as its ctx allows. Open
+	// ignores it: the URL's pool_timeout (or the environment's default)
+	// sets Open's. Default: 0.
+	PoolTimeout time.Duration
+
+	// Observer receives an event for every statement (cache hits included)
+	// and every transaction, for tracing; see package observe and
+	// github.com/aah/evaldb/evalotel. It must be safe for concurrent use.
+	// Default: nil (nothing is observed, at no cost).
+	Observer observe.Observer
 
 	// DisableCache turns off the read cache of package cachewrap in
 	// Queries. Default: false (reads are cached).

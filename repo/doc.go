@@ -14,10 +14,15 @@
 // statement_cache_size) are translated for pgx by ParseURL, and APP_ENV,
 // which chooses the defaults and how much is logged.
 //
-// Queries go through three layers: the pool (which bounds how long a query
-// waits for a connection, see ErrPoolTimeout), an executor that applies the
-// per-query deadline, retries once a statement that never reached the
-// server, and translates driver errors with internal/dberr, and pgx tracers
-// that log and time every query by its sqlc name (see Metrics and
-// Collector).
+// Every generated query of Queries goes through one generic function, run
+// (statement.go), handed the query's metadata from package querymeta by a
+// generated one-line method: the cache lookup, routing to the primary or a
+// replica with read-your-writes, the acquire within the pool timeout (see
+// ErrPoolTimeout), the sqlc method under the caller's context plus the
+// per-statement deadline, error translation once (package dberr's errors),
+// a bounded retry of what is safe to run again, and after a write the WAL
+// position and the cache's generations. Hand-written SQL through DB() gets
+// the pool timeout, the deadline and the translation. pgx tracers log and
+// time every statement by its sqlc name (see Metrics and Collector), and
+// Config.Observer sees each one (see package observe).
 package repo

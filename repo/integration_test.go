@@ -18,6 +18,7 @@ import (
 
 	"github.com/aah/evaldb/gen"
 	"github.com/aah/evaldb/internal/dbtest"
+	"github.com/aah/evaldb/txn"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -175,6 +176,59 @@ func TestPoolTimeoutZeroWaitsForCaller(t *testing.T) {
 	if _, err := r.Queries().GetUser(cctx, 1); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrPoolTimeout) {
 		t.Errorf("GetUser with pool_timeout=0 = %v, want the caller's deadline, not ErrPoolTimeout", err)
 	}
+}
+
+// Transactions and RecordEvalRun wait for a connection exactly as a query
+// does: within pool_timeout, failing with a counted *PoolTimeoutError, and
+// with pool_timeout=0 for as long as the caller's ctx allows (they used to
+// give up after txn's 2 s MaxWait with an error naming MaxWait).
+func TestTxWaitsForConnectionLikeAQuery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	run := txn.Run{Name: "wait", Model: "m", Dataset: "d"}
+	txFn := func(ctx context.Context, tx *txn.Tx) error { return nil }
+	t.Run("PoolTimeoutZero", func(t *testing.T) {
+		t.Parallel()
+		r := open(t, &Config{URL: testURL(t, "connection_limit=1&pool_timeout=0"), Env: Production})
+		held, err := r.DB().Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Rollback(ctx) //nolint:errcheck
+		// Longer than txn.DefaultMaxWait, so that giving up at MaxWait shows.
+		cctx, cancel := context.WithTimeout(ctx, txn.DefaultMaxWait+500*time.Millisecond)
+		defer cancel()
+		err = r.Tx(cctx, nil, txFn)
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrPoolTimeout) {
+			t.Errorf("Tx with pool_timeout=0 = %v, want the caller's deadline, not ErrPoolTimeout", err)
+		}
+		_, err = r.RecordEvalRun(cctx, run, nil)
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrPoolTimeout) {
+			t.Errorf("RecordEvalRun with pool_timeout=0 = %v, want the caller's deadline, not ErrPoolTimeout", err)
+		}
+	})
+	t.Run("PoolTimeout", func(t *testing.T) {
+		t.Parallel()
+		r := open(t, &Config{URL: testURL(t, "connection_limit=1&pool_timeout=1"), Env: Production})
+		held, err := r.DB().Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Rollback(ctx) //nolint:errcheck
+		check := func(what string, err error) {
+			t.Helper()
+			var pte *PoolTimeoutError
+			if !errors.As(err, &pte) || pte.MaxConns != 1 || pte.Timeout != time.Second {
+				t.Errorf("%s with the only connection held = %v, want a *PoolTimeoutError with MaxConns 1 and Timeout 1s", what, err)
+			}
+		}
+		check("Tx", r.Tx(ctx, nil, txFn))
+		_, err = r.RecordEvalRun(ctx, run, nil)
+		check("RecordEvalRun", err)
+		if n := r.PoolStats().AcquireTimeouts; n != 2 {
+			t.Errorf("PoolStats().AcquireTimeouts = %d, want 2 (one per call)", n)
+		}
+	})
 }
 
 func TestEnvironmentDefaults(t *testing.T) {

@@ -2,10 +2,12 @@ package repo
 
 import (
 	"slices"
-	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // QueryName returns the sqlc name of a query ("GetEvalRun" for SQL starting
@@ -55,59 +57,71 @@ type QueryStats struct {
 	P50, P90, P95, P99, Max time.Duration
 }
 
+// queryStat is one query name's figures. Everything is atomic: statements
+// of different queries share nothing, and statements of one query only
+// atomic counters.
 type queryStat struct {
-	count, errors int64
-	total         time.Duration
-	window        [latencyWindow]time.Duration
-	n             int // samples in window (≤ latencyWindow)
-	next          int
-	buckets       []uint64 // per histogramBounds, not cumulative; last = +Inf
+	count, errors, total atomic.Int64
+	window               [latencyWindow]atomic.Int64 // nanoseconds, a ring
+	next                 atomic.Uint64
+	hist                 prometheus.Observer
+	runs, fails          prometheus.Counter
 }
 
 // Metrics collects per-query timings. It is filled by the Repo's tracers and
-// read with Snapshot or through the Prometheus collector. Safe for
-// concurrent use.
+// read with Snapshot or through the Prometheus collector, whose families are
+// client_golang vectors (built once). Safe for concurrent use; no lock is
+// shared by all statements.
 type Metrics struct {
-	mu      sync.Mutex
-	queries map[string]*queryStat
-	connect struct{ count, errors int64 }
+	queries                 sync.Map // name -> *queryStat
+	duration                *prometheus.HistogramVec
+	runs, fails             *prometheus.CounterVec
+	connects, connectErrors prometheus.Counter
 }
 
-func newMetrics() *Metrics { return &Metrics{queries: map[string]*queryStat{}} }
+func newMetrics(db string) *Metrics {
+	labels := prometheus.Labels{"db": db}
+	return &Metrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "evaldb_query_duration_seconds",
+			Help: "Statement latency, by sqlc query name.", Buckets: histogramBounds, ConstLabels: labels}, []string{"query"}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evaldb_queries_total",
+			Help: "Statements run, by sqlc query name.", ConstLabels: labels}, []string{"query"}),
+		fails: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evaldb_query_errors_total",
+			Help: "Statements that failed, by sqlc query name.", ConstLabels: labels}, []string{"query"}),
+		connects: prometheus.NewCounter(prometheus.CounterOpts{Name: "evaldb_connects_total",
+			Help: "Connection attempts.", ConstLabels: labels}),
+		connectErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "evaldb_connect_errors_total",
+			Help: "Connection attempts that failed.", ConstLabels: labels}),
+	}
+}
 
 func (m *Metrics) stat(name string) *queryStat {
-	s := m.queries[name]
-	if s == nil {
-		s = &queryStat{buckets: make([]uint64, len(histogramBounds)+1)}
-		m.queries[name] = s
+	if s, ok := m.queries.Load(name); ok {
+		return s.(*queryStat)
 	}
-	return s
+	s := &queryStat{hist: m.duration.WithLabelValues(name), runs: m.runs.WithLabelValues(name), fails: m.fails.WithLabelValues(name)}
+	s.fails.Add(0) // the family lists every query, failed or not
+	got, _ := m.queries.LoadOrStore(name, s)
+	return got.(*queryStat)
 }
 
 func (m *Metrics) observe(name string, d time.Duration, failed bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	s := m.stat(name)
-	s.count++
+	s.count.Add(1)
+	s.total.Add(int64(d))
 	if failed {
-		s.errors++
+		s.errors.Add(1)
+		s.fails.Inc()
 	}
-	s.total += d
-	s.window[s.next] = d
-	s.next = (s.next + 1) % latencyWindow
-	if s.n < latencyWindow {
-		s.n++
-	}
-	i := sort.SearchFloat64s(histogramBounds, d.Seconds())
-	s.buckets[i]++
+	s.window[(s.next.Add(1)-1)%latencyWindow].Store(int64(d))
+	s.runs.Inc()
+	s.hist.Observe(d.Seconds())
 }
 
 func (m *Metrics) observeConnect(failed bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.connect.count++
+	m.connects.Inc()
 	if failed {
-		m.connect.errors++
+		m.connectErrors.Inc()
 	}
 }
 
@@ -117,17 +131,21 @@ func (m *Metrics) Snapshot() []QueryStats {
 	if m == nil {
 		return nil
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]QueryStats, 0, len(m.queries))
-	for name, s := range m.queries {
-		w := slices.Clone(s.window[:s.n])
+	var out []QueryStats
+	m.queries.Range(func(k, v any) bool {
+		s := v.(*queryStat)
+		n := min(s.next.Load(), latencyWindow)
+		w := make([]time.Duration, n)
+		for i := range w {
+			w[i] = time.Duration(s.window[i].Load())
+		}
 		slices.Sort(w)
 		out = append(out, QueryStats{
-			Name: name, Count: s.count, Errors: s.errors, Total: s.total,
+			Name: k.(string), Count: s.count.Load(), Errors: s.errors.Load(), Total: time.Duration(s.total.Load()),
 			P50: pct(w, 0.50), P90: pct(w, 0.90), P95: pct(w, 0.95), P99: pct(w, 0.99), Max: pct(w, 1),
 		})
-	}
+		return true
+	})
 	slices.SortFunc(out, func(a, b QueryStats) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
@@ -142,25 +160,18 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 	return sorted[rank]
 }
 
-type histSnapshot struct {
-	name          string
-	count, errors int64
-	sum           float64
-	buckets       map[float64]uint64 // cumulative
+func (m *Metrics) describe(ch chan<- *prometheus.Desc) {
+	m.duration.Describe(ch)
+	m.runs.Describe(ch)
+	m.fails.Describe(ch)
+	m.connects.Describe(ch)
+	m.connectErrors.Describe(ch)
 }
 
-func (m *Metrics) histograms() []histSnapshot {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]histSnapshot, 0, len(m.queries))
-	for name, s := range m.queries {
-		h := histSnapshot{name: name, count: s.count, errors: s.errors, sum: s.total.Seconds(), buckets: map[float64]uint64{}}
-		var cum uint64
-		for i, b := range histogramBounds {
-			cum += s.buckets[i]
-			h.buckets[b] = cum
-		}
-		out = append(out, h)
-	}
-	return out
+func (m *Metrics) collect(ch chan<- prometheus.Metric) {
+	m.duration.Collect(ch)
+	m.runs.Collect(ch)
+	m.fails.Collect(ch)
+	m.connects.Collect(ch)
+	m.connectErrors.Collect(ch)
 }

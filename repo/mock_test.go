@@ -14,7 +14,6 @@ import (
 	"github.com/pashagolub/pgxmock/v5"
 
 	"github.com/aah/evaldb/gen"
-	"github.com/aah/evaldb/txn"
 )
 
 // A pgxmock pool stands in for the real one.
@@ -268,30 +267,6 @@ func TestFormatArgs(t *testing.T) {
 	want := `[1 "x" "` + string(long[:64]) + `…(100 bytes)" <nil> 2 3 4 5 6 7 …2 more]`
 	if got != want {
 		t.Errorf("formatArgs = %s\nwant %s", got, want)
-	}
-}
-
-func TestTxOptionsMaxWaitFollowsPoolTimeout(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name        string
-		poolTimeout time.Duration
-		opts        *txn.Options
-		want        time.Duration
-	}{
-		{"LongerPoolTimeout", 20 * time.Second, nil, 20 * time.Second},
-		{"ShorterPoolTimeoutKeepsTxnDefault", time.Second, nil, 0},
-		{"WaitForeverKeepsTxnDefault", 0, nil, 0},
-		{"ExplicitMaxWaitWins", 20 * time.Second, &txn.Options{MaxWait: 3 * time.Second}, 3 * time.Second},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			r := &Repo{settings: &Settings{PoolTimeout: tt.poolTimeout}}
-			if got := r.txOptions(tt.opts).MaxWait; got != tt.want {
-				t.Errorf("txOptions().MaxWait = %s, want %s", got, tt.want)
-			}
-		})
 	}
 }
 

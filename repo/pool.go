@@ -3,16 +3,15 @@ package repo
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/aah/evaldb/internal/dberr"
+	idberr "github.com/aah/evaldb/internal/dberr"
+	"github.com/aah/evaldb/observe"
 )
 
 // DBTX is what a Repo runs statements on: sqlc's DBTX plus SendBatch and
@@ -26,120 +25,221 @@ type DBTX interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// pooled runs each statement on a connection acquired from pool within the
-// pool timeout. pgxpool has no acquire timeout of its own: its Acquire
-// waits as long as the caller's context allows. pooled bounds only the
-// wait with the pool timeout and then runs the statement under the caller's
-// context, so a long query is not cut short by the pool timeout.
-type pooled struct {
-	pool     *pgxpool.Pool
-	timeout  time.Duration // 0 = wait forever
-	maxConns int32
-	timeouts atomic.Int64 // acquires that hit the pool timeout
+// handle is DB(): hand-written SQL on the primary through the thinnest
+// layer that keeps what Queries() promises. Each statement acquires a
+// connection within the pool timeout, runs under the per-statement
+// deadline, and its errors are translated once. With replicas, a statement
+// that may have written records the primary's WAL position, so that the
+// Repo's next reads see it. It is safe for concurrent use when the target
+// is.
+//
+// The rows, row and batch of Query, QueryRow and SendBatch must be wrapped
+// (release, the deadline's end, translation at Err and Scan), because the
+// connection was acquired here under the pool timeout and pgxpool only
+// releases connections it acquired itself. The wrappers make no network
+// call: after a write read through rows, the WAL position is left to the
+// background poll (reads use the primary until it has it).
+type handle struct{ r *Repo }
+
+var _ DBTX = handle{}
+
+// begin starts one hand-written statement: its deadline, its observer, a
+// connection (nil for New's DBTX) within the pool timeout.
+func (h handle) begin(ctx context.Context, sql string) (*stmtRun, error) {
+	t := h.r.primary
+	s := &stmtRun{r: h.r, ctx: ctx, cancel: func() {}, db: t.db, write: !readOnlySQL(sql)}
+	if h.r.obs != nil {
+		s.ctx, s.end = h.r.obs.StartStatement(ctx, h.r.statementFor(sql))
+		s.ev = &observe.StatementEnd{}
+	}
+	if t.stmtTimeout > 0 {
+		s.ctx, s.cancel = context.WithTimeout(s.ctx, t.stmtTimeout)
+	}
+	if t.pool == nil {
+		return s, nil
+	}
+	c, err := t.acquire(s.ctx, s.ev)
+	if err != nil {
+		return nil, s.finish(err)
+	}
+	s.db, s.release = c, c.Release
+	return s, nil
 }
 
-var _ DBTX = (*pooled)(nil)
-
-func (p *pooled) acquire(ctx context.Context) (*pgxpool.Conn, error) {
-	if p.timeout <= 0 {
-		return p.pool.Acquire(ctx)
-	}
-	actx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-	c, err := p.pool.Acquire(actx)
-	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
-		p.timeouts.Add(1)
-		return nil, &dberr.PoolTimeoutError{MaxConns: p.maxConns, Timeout: p.timeout, Err: err}
-	}
-	return c, err
+// stmtRun is one hand-written statement in flight.
+type stmtRun struct {
+	r       *Repo
+	ctx     context.Context
+	cancel  context.CancelFunc
+	db      DBTX
+	release func() // nil for New's DBTX
+	write   bool
+	once    sync.Once
+	end     func(*observe.StatementEnd)
+	ev      *observe.StatementEnd
+	err     error // the translated error finish returned
+	done    bool  // finish ran
 }
 
-func (p *pooled) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	c, err := p.acquire(ctx)
+// finish ends the statement once: releases the connection, translates err
+// under the statement's ctx, tells the observer and, after a write with
+// replicas, records the WAL position (now when sync, else by the poller).
+func (s *stmtRun) finish(err error) error {
+	s.once.Do(func() {
+		s.done = true
+		s.err = idberr.TranslateCtx(s.ctx, err)
+		if s.release != nil {
+			s.release()
+		}
+		s.cancel()
+		if s.write && s.r.rep != nil {
+			s.r.rep.markUnknown()
+		}
+		if s.end != nil {
+			s.ev.Err = s.err
+			s.end(s.ev)
+		}
+	})
+	return s.err
+}
+
+func (h handle) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	s, err := h.begin(ctx, sql)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	defer c.Release()
-	return c.Exec(ctx, sql, args...)
+	tag, err := s.db.Exec(s.ctx, sql, args...)
+	return tag, s.finish(err)
 }
 
-func (p *pooled) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	c, err := p.acquire(ctx)
+func (h handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	s, err := h.begin(ctx, sql)
 	if err != nil {
-		return errRows{err}, err
+		return errRows{err: err}, err
 	}
-	rows, err := c.Query(ctx, sql, args...)
+	rows, err := s.db.Query(s.ctx, sql, args...)
 	if err != nil {
-		c.Release()
-		return errRows{err}, err
+		if rows != nil {
+			rows.Close()
+		}
+		err = s.finish(err)
+		return errRows{err: err}, err
 	}
-	return &doneRows{Rows: rows, done: c.Release}, nil
+	return &handleRows{Rows: rows, s: s}, nil
 }
 
-func (p *pooled) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	c, err := p.acquire(ctx)
+func (h handle) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	s, err := h.begin(ctx, sql)
 	if err != nil {
 		return errRow{err}
 	}
-	return &doneRow{row: c.QueryRow(ctx, sql, args...), done: c.Release}
+	return &handleRow{row: s.db.QueryRow(s.ctx, sql, args...), s: s}
 }
 
-func (p *pooled) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
-	c, err := p.acquire(ctx)
+func (h handle) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
+	s, err := h.begin(ctx, "COPY")
 	if err != nil {
 		return 0, err
 	}
-	defer c.Release()
-	return c.CopyFrom(ctx, table, cols, src)
+	n, err := s.db.CopyFrom(s.ctx, table, cols, src)
+	return n, s.finish(err)
 }
 
-func (p *pooled) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	c, err := p.acquire(ctx)
+func (h handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	s, err := h.begin(ctx, "batch")
 	if err != nil {
-		return errBatch{err}
+		return errBatch{err: err}
 	}
-	return &doneBatch{BatchResults: c.SendBatch(ctx, b), done: c.Release}
+	s.write = s.write || batchWrites(b)
+	return &handleBatch{BatchResults: s.db.SendBatch(s.ctx, b), s: s}
 }
 
-func (p *pooled) Begin(ctx context.Context) (pgx.Tx, error) {
-	return p.BeginTx(ctx, pgx.TxOptions{})
+// batchWrites reports whether a batch may write (any statement that is not
+// a read-only sqlc query).
+func batchWrites(b *pgx.Batch) bool {
+	for _, q := range b.QueuedQueries {
+		if !readOnlySQL(q.SQL) {
+			return true
+		}
+	}
+	return false
 }
 
-// BeginTx starts a transaction with opts on a connection acquired within the
-// pool timeout; the connection goes back to the pool at Commit or Rollback.
-func (p *pooled) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
-	c, err := p.acquire(ctx)
+func (h handle) Begin(ctx context.Context) (pgx.Tx, error) {
+	return h.BeginTx(ctx, pgx.TxOptions{})
+}
+
+// BeginTx starts a transaction on a connection acquired within the pool
+// timeout; the connection goes back to the pool at Commit or Rollback, and
+// a Commit of a read-write transaction records the WAL position (with
+// replicas) before it returns. The per-statement deadline bounds BEGIN only.
+func (h handle) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
+	t := h.r.primary
+	bctx := ctx
+	if t.stmtTimeout > 0 {
+		var cancel context.CancelFunc
+		bctx, cancel = context.WithTimeout(ctx, t.stmtTimeout)
+		defer cancel()
+	}
+	if t.pool == nil {
+		var (
+			tx  pgx.Tx
+			err error
+		)
+		if b, ok := t.db.(interface {
+			BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+		}); ok {
+			tx, err = b.BeginTx(bctx, opts)
+		} else if opts == (pgx.TxOptions{}) {
+			tx, err = t.db.Begin(bctx)
+		} else {
+			return nil, errors.New("repo: this executor cannot set transaction options (no BeginTx)")
+		}
+		return tx, idberr.TranslateCtx(bctx, err)
+	}
+	c, err := t.acquire(bctx, nil)
 	if err != nil {
-		return nil, err
+		return nil, idberr.TranslateCtx(bctx, err)
 	}
-	tx, err := c.BeginTx(ctx, opts)
+	tx, err := c.BeginTx(bctx, opts)
 	if err != nil {
 		c.Release()
-		return nil, err
+		return nil, idberr.TranslateCtx(bctx, err)
 	}
-	return &releaseTx{Tx: tx, release: c.Release}, nil
+	ptx := &poolTx{Tx: tx, release: c.Release}
+	if h.r.rep != nil && opts.AccessMode != pgx.ReadOnly {
+		ptx.rep = h.r.rep
+	}
+	return ptx, nil
 }
 
-// Ping acquires a connection within the pool timeout and pings the server.
-func (p *pooled) Ping(ctx context.Context) error {
-	c, err := p.acquire(ctx)
+// Ping checks that the primary answers, waiting at most the pool timeout
+// for a connection.
+func (h handle) Ping(ctx context.Context) error {
+	t := h.r.primary
+	if t.pool == nil {
+		p, ok := t.db.(interface{ Ping(context.Context) error })
+		if !ok {
+			return errors.New("repo: Ping: the executor given to New has no Ping method")
+		}
+		return idberr.TranslateCtx(ctx, p.Ping(ctx))
+	}
+	c, err := t.acquire(ctx, nil)
 	if err != nil {
-		return err
+		return idberr.TranslateCtx(ctx, err)
 	}
 	defer c.Release()
-	return c.Ping(ctx)
+	return idberr.TranslateCtx(ctx, c.Ping(ctx))
 }
 
-// doneRows calls done once when the rows are closed (explicitly or by
-// reading them to the end): the pool releases its connection, the replica
-// router records the write's WAL position.
-type doneRows struct {
+// handleRows ends its statement when the rows are closed or read to the
+// end; Err is translated.
+type handleRows struct {
 	pgx.Rows
-	once sync.Once
-	done func()
+	s *stmtRun
 }
 
-func (r *doneRows) Next() bool {
+func (r *handleRows) Next() bool {
 	if r.Rows.Next() {
 		return true
 	}
@@ -147,120 +247,126 @@ func (r *doneRows) Next() bool {
 	return false
 }
 
-func (r *doneRows) Close() {
+func (r *handleRows) Close() {
 	r.Rows.Close()
-	r.once.Do(r.done)
+	r.s.finish(r.Rows.Err())
 }
 
-// doneRow calls done after Scan.
-type doneRow struct {
-	row  pgx.Row
-	done func()
-}
-
-func (r *doneRow) Scan(dest ...any) error {
-	defer r.done()
-	return r.row.Scan(dest...)
-}
-
-// doneBatch calls done once after Close.
-type doneBatch struct {
-	pgx.BatchResults
-	once sync.Once
-	done func()
-}
-
-func (b *doneBatch) Close() error {
-	err := b.BatchResults.Close()
-	b.once.Do(b.done)
-	return err
-}
-
-// releaseTx returns the connection to the pool at Commit or Rollback. Its
-// statements' errors go through dberr.WithContext: a statement the server
-// cancelled because its ctx ended (see Open) reports ctx.Err(), as pgx's
-// default context handling did.
-type releaseTx struct {
-	pgx.Tx
-	once    sync.Once
-	release func()
-}
-
-func (t *releaseTx) Commit(ctx context.Context) error {
-	err := t.Tx.Commit(ctx)
-	t.once.Do(t.release)
-	return dberr.WithContext(ctx, err)
-}
-
-func (t *releaseTx) Rollback(ctx context.Context) error {
-	err := t.Tx.Rollback(ctx)
-	t.once.Do(t.release)
-	return dberr.WithContext(ctx, err)
-}
-
-func (t *releaseTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	tag, err := t.Tx.Exec(ctx, sql, args...)
-	return tag, dberr.WithContext(ctx, err)
-}
-
-func (t *releaseTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	rows, err := t.Tx.Query(ctx, sql, args...)
-	if err != nil {
-		return rows, dberr.WithContext(ctx, err)
+// Err is translated under the statement's ctx while it runs; once the rows
+// are closed, it is what finish translated before it ended the
+// per-statement deadline (so that our own cancel does not pass a
+// server-side cancellation off as the caller's).
+func (r *handleRows) Err() error {
+	if r.s.done {
+		return r.s.err
 	}
-	return ctxRows{Rows: rows, ctx: ctx}, nil
+	return idberr.TranslateCtx(r.s.ctx, r.Rows.Err())
 }
 
-func (t *releaseTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return translatedRow{ctx: ctx, row: t.Tx.QueryRow(ctx, sql, args...), translate: dberr.WithContext}
+// handleRow ends its statement at Scan.
+type handleRow struct {
+	row pgx.Row
+	s   *stmtRun
 }
 
-func (t *releaseTx) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
-	n, err := t.Tx.CopyFrom(ctx, table, cols, src)
-	return n, dberr.WithContext(ctx, err)
+func (r *handleRow) Scan(dest ...any) error { return r.s.finish(r.row.Scan(dest...)) }
+
+// handleBatch ends its statement at Close; each result's error is
+// translated. It embeds the pool's pgx.BatchResults, so it has every method
+// of the pgx version it is built with.
+type handleBatch struct {
+	pgx.BatchResults
+	s *stmtRun
 }
 
-func (t *releaseTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	return ctxBatch{BatchResults: t.Tx.SendBatch(ctx, b), ctx: ctx}
+func (b *handleBatch) Exec() (pgconn.CommandTag, error) {
+	tag, err := b.BatchResults.Exec()
+	return tag, idberr.TranslateCtx(b.s.ctx, err)
 }
 
-// ctxRows and ctxBatch apply dberr.WithContext to a transaction's results.
-type ctxRows struct {
+func (b *handleBatch) Query() (pgx.Rows, error) {
+	rows, err := b.BatchResults.Query()
+	if err != nil {
+		return rows, idberr.TranslateCtx(b.s.ctx, err)
+	}
+	return translatedRows{Rows: rows, ctx: b.s.ctx}, nil
+}
+
+func (b *handleBatch) QueryRow() pgx.Row {
+	return translatedRow{ctx: b.s.ctx, row: b.BatchResults.QueryRow()}
+}
+
+func (b *handleBatch) Close() error { return b.s.finish(b.BatchResults.Close()) }
+
+// translatedRows translates the error its Err reports (a batched query's
+// failure surfaces there, not at Query).
+type translatedRows struct {
 	pgx.Rows
 	ctx context.Context
 }
 
-func (r ctxRows) Err() error { return dberr.WithContext(r.ctx, r.Rows.Err()) }
+func (r translatedRows) Err() error { return idberr.TranslateCtx(r.ctx, r.Rows.Err()) }
 
-type ctxBatch struct {
-	pgx.BatchResults
+type translatedRow struct {
 	ctx context.Context
+	row pgx.Row
 }
 
-func (b ctxBatch) Exec() (pgconn.CommandTag, error) {
-	tag, err := b.BatchResults.Exec()
-	return tag, dberr.WithContext(b.ctx, err)
+func (r translatedRow) Scan(dest ...any) error {
+	return idberr.TranslateCtx(r.ctx, r.row.Scan(dest...))
 }
 
-func (b ctxBatch) Query() (pgx.Rows, error) {
-	rows, err := b.BatchResults.Query()
-	if err != nil {
-		return rows, dberr.WithContext(b.ctx, err)
+// poolTx returns its connection to the pool at Commit or Rollback. Commit
+// of a read-write transaction on a Repo with replicas records the primary's
+// WAL position before it returns, and so before txn tells the cache: the
+// one ordered list of after-commit actions is this Commit (WAL position),
+// then txn's cache invalidation. Errors of Commit, Rollback and Exec go
+// through dberr.WithContext: a statement the server cancelled because its
+// ctx ended (see cancelOnDone) reports ctx.Err().
+type poolTx struct {
+	pgx.Tx
+	once    sync.Once
+	release func()
+	rep     *replicaSet // nil: no WAL position to record
+}
+
+func (t *poolTx) Commit(ctx context.Context) error {
+	err := t.Tx.Commit(ctx)
+	t.once.Do(t.release)
+	if t.rep != nil {
+		// Also when COMMIT failed: its outcome may be unknown.
+		_ = t.rep.noteWrite(ctx)
 	}
-	return ctxRows{Rows: rows, ctx: b.ctx}, nil
+	return idberr.WithContext(ctx, err)
 }
 
-func (b ctxBatch) QueryRow() pgx.Row {
-	return translatedRow{ctx: b.ctx, row: b.BatchResults.QueryRow(), translate: dberr.WithContext}
+func (t *poolTx) Rollback(ctx context.Context) error {
+	err := t.Tx.Rollback(ctx)
+	t.once.Do(t.release)
+	return idberr.WithContext(ctx, err)
 }
 
-func (b ctxBatch) Close() error { return dberr.WithContext(b.ctx, b.BatchResults.Close()) }
+func (t *poolTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tag, err := t.Tx.Exec(ctx, sql, args...)
+	return tag, idberr.WithContext(ctx, err)
+}
+
+func (t *poolTx) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
+	n, err := t.Tx.CopyFrom(ctx, table, cols, src)
+	return n, idberr.WithContext(ctx, err)
+}
 
 type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
 
-type errRows struct{ err error }
+// errRows is the pgx.Rows of a Query that failed before it was sent (the
+// pool timeout). It embeds pgx.Rows only to have every method of the pgx
+// version it is built with, and overrides each one pgx.Rows has in v5.11.
+type errRows struct {
+	pgx.Rows
+	err error
+}
 
 func (errRows) Close()                                       {}
 func (r errRows) Err() error                                 { return r.err }
@@ -273,9 +379,18 @@ func (errRows) RawValues() [][]byte                          { return nil }
 func (errRows) Conn() *pgx.Conn                              { return nil }
 func (errRows) TypeMap() *pgtype.Map                         { return nil }
 
-type errBatch struct{ err error }
+// errBatch is the pgx.BatchResults of a SendBatch that failed before it was
+// sent. It embeds the interface so that it has every method of the pgx
+// version it is built with (v5.12 added some); those it does not override
+// must not be called on it.
+type errBatch struct {
+	pgx.BatchResults
+	err error
+}
 
 func (b errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, b.err }
-func (b errBatch) Query() (pgx.Rows, error)         { return errRows(b), b.err }
-func (b errBatch) QueryRow() pgx.Row                { return errRow(b) }
+func (b errBatch) Query() (pgx.Rows, error)         { return errRows{err: b.err}, b.err }
+func (b errBatch) QueryRow() pgx.Row                { return errRow{b.err} }
 func (b errBatch) Close() error                     { return b.err }
+
+func hostPort(host string, port uint16) string { return host + ":" + strconv.Itoa(int(port)) }

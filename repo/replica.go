@@ -9,12 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/aah/evaldb/cachewrap"
+	"github.com/aah/evaldb/querymeta"
 )
 
 // Read replicas.
@@ -114,9 +111,7 @@ func SplitReplicaURLs(s string) []string {
 // replica is one standby's pool and what the poller knows about it.
 type replica struct {
 	name    string // host:port, no secrets
-	pool    *pgxpool.Pool
-	pooled  *pooled
-	exec    *executor
+	t       *target
 	replay  atomic.Uint64 // last polled replay position (only grows)
 	healthy atomic.Bool
 	checked atomic.Bool  // polled at least once
@@ -136,7 +131,6 @@ type replicaSet struct {
 	reps []*replica
 	wal  walState
 	grp  lsnGroup
-	w    *writer
 	next atomic.Uint32
 
 	primaryReads                     atomic.Int64 // read-only queries the primary served
@@ -161,7 +155,6 @@ func (r *Repo) openReplicas(ctx context.Context, cfg *Config) error {
 		return fmt.Errorf("repo: %w", err)
 	}
 	s := &replicaSet{r: r, opts: opts, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	s.w = &writer{s: s, e: r.exec}
 	for i, u := range cfg.ReplicaURLs {
 		rep, err := r.openReplica(ctx, i, u)
 		if err != nil {
@@ -181,20 +174,18 @@ func (r *Repo) openReplica(ctx context.Context, i int, u string) (*replica, erro
 	if err != nil {
 		return nil, fmt.Errorf("repo: Config.ReplicaURLs[%d]: %w", i, err)
 	}
-	pool, pooled, err := r.newPool(ctx, st)
+	t, err := r.newPool(ctx, st)
 	if err != nil {
 		return nil, fmt.Errorf("repo: create pool for replica %s: %w", st.Redacted, err)
 	}
-	cc := st.Pool.ConnConfig
-	rep := &replica{name: fmt.Sprintf("%s:%d", cc.Host, cc.Port), pool: pool, pooled: pooled}
-	rep.exec = &executor{db: rep.pooled, timeout: cmp.Or(r.cfg.QueryTimeout, st.QueryTimeout), log: r.log, level: r.level()}
+	rep := &replica{name: t.name, t: t}
 	rep.reason = "not checked yet"
 	return rep, nil
 }
 
 func (s *replicaSet) closePools() {
 	for _, rep := range s.reps {
-		rep.pool.Close()
+		rep.t.pool.Close()
 	}
 }
 
@@ -262,7 +253,22 @@ func (rep *replica) getReason() string {
 }
 
 // readOnlySQL reports whether sql is a sqlc query that may run on a replica.
-func readOnlySQL(sql string) bool { return cachewrap.ReadOnly(QueryName(sql)) }
+func readOnlySQL(sql string) bool {
+	q := querymeta.ByName(QueryName(sql))
+	return q != nil && q.ReadOnly
+}
+
+// markUnknown makes reads use the primary until the poller has fetched the
+// primary's WAL position again, for a write whose end gives no chance of a
+// round trip (rows or a batch closed after a hand-written write). It makes
+// no network call.
+func (s *replicaSet) markUnknown() {
+	s.wal.lost.Add(1)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
 
 // noteWrite records the primary's WAL position after a write ended (with
 // or without an error: a failed statement may have committed). It is
@@ -297,7 +303,7 @@ const noteTimeout = 5 * time.Second
 func (s *replicaSet) fetchPrimary(ctx context.Context, asWrite bool) (uint64, error) {
 	lost := s.wal.lost.Load() // losses before this fetch starts are covered by it
 	t0 := time.Now()
-	row, err := queryOne(ctx, s.r.pooled, sqlWALInsertLSN)
+	row, err := queryOne(ctx, s.r.primary, sqlWALInsertLSN)
 	t1 := time.Now()
 	s.wal.fetches.Add(1)
 	s.wal.fetchNanos.Add(int64(t1.Sub(t0)))
@@ -406,7 +412,7 @@ func (s *replicaSet) prune() {
 
 // poll reads one replica's replay position and decides its health.
 func (s *replicaSet) poll(ctx context.Context, rep *replica) {
-	row, err := queryOne(ctx, rep.pooled, sqlReplayLSN)
+	row, err := queryOne(ctx, rep.t, sqlReplayLSN)
 	var lsn uint64
 	if err == nil && row[0] != "true" {
 		err = errNotStandby
@@ -439,216 +445,6 @@ func (s *replicaSet) setHealth(ctx context.Context, rep *replica, ok bool, why s
 	} else {
 		s.r.log.WarnContext(ctx, "evaldb: replica is out of rotation; reads go to the primary", "replica", rep.name, "reason", why)
 	}
-}
-
-// router is the DBTX under Queries(). Without replicas it is the primary's
-// executor; with them it routes by query (see the Read replicas comment).
-type router struct{ r *Repo }
-
-var _ DBTX = router{}
-
-func (x router) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	s := x.r.rep
-	if s == nil {
-		return x.r.exec.Exec(ctx, sql, args...)
-	}
-	if !readOnlySQL(sql) {
-		return s.w.Exec(ctx, sql, args...)
-	}
-	if rep := s.pick(); rep != nil {
-		tag, err := rep.exec.Exec(ctx, sql, args...)
-		if !replicaFailover(ctx, err) {
-			rep.reads.Add(1)
-			return tag, err
-		}
-		s.markDown(ctx, rep, err)
-	}
-	s.primaryReads.Add(1)
-	return x.r.exec.Exec(ctx, sql, args...)
-}
-
-func (x router) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	s := x.r.rep
-	if s == nil {
-		return x.r.exec.Query(ctx, sql, args...)
-	}
-	if !readOnlySQL(sql) {
-		return s.w.Query(ctx, sql, args...)
-	}
-	if rep := s.pick(); rep != nil {
-		rows, err := rep.exec.Query(ctx, sql, args...)
-		if !replicaFailover(ctx, err) {
-			rep.reads.Add(1)
-			if err != nil {
-				return rows, err
-			}
-			return &failoverRows{Rows: rows, s: s, rep: rep, ctx: ctx, sql: sql, args: args}, nil
-		}
-		s.markDown(ctx, rep, err)
-	}
-	s.primaryReads.Add(1)
-	return x.r.exec.Query(ctx, sql, args...)
-}
-
-func (x router) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	s := x.r.rep
-	if s == nil {
-		return x.r.exec.QueryRow(ctx, sql, args...)
-	}
-	if !readOnlySQL(sql) {
-		return s.w.QueryRow(ctx, sql, args...)
-	}
-	if rep := s.pick(); rep != nil {
-		return &failoverRow{row: rep.exec.QueryRow(ctx, sql, args...), s: s, rep: rep, ctx: ctx, sql: sql, args: args}
-	}
-	s.primaryReads.Add(1)
-	return x.r.exec.QueryRow(ctx, sql, args...)
-}
-
-func (x router) CopyFrom(ctx context.Context, t pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
-	return x.r.DB().CopyFrom(ctx, t, cols, src)
-}
-
-func (x router) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	return x.r.DB().SendBatch(ctx, b)
-}
-
-func (x router) Begin(ctx context.Context) (pgx.Tx, error) { return x.r.DB().Begin(ctx) }
-
-// failoverRows runs the query again on the primary when the replica fails
-// before the first row (for example its connection was cut).
-type failoverRows struct {
-	pgx.Rows
-	s    *replicaSet
-	rep  *replica
-	ctx  context.Context
-	sql  string
-	args []any
-	seen bool
-}
-
-func (r *failoverRows) Next() bool {
-	if r.Rows.Next() {
-		r.seen = true
-		return true
-	}
-	if err := r.Rows.Err(); !r.seen && replicaFailover(r.ctx, err) {
-		r.seen = true // at most once
-		r.Rows.Close()
-		r.s.markDown(r.ctx, r.rep, err)
-		r.s.primaryReads.Add(1)
-		rows, qerr := r.s.r.exec.Query(r.ctx, r.sql, r.args...)
-		if qerr != nil {
-			rows = errRows{qerr}
-		}
-		r.Rows = rows
-		return r.Next()
-	}
-	return false
-}
-
-type failoverRow struct {
-	row  pgx.Row
-	s    *replicaSet
-	rep  *replica
-	ctx  context.Context
-	sql  string
-	args []any
-}
-
-func (r *failoverRow) Scan(dest ...any) error {
-	err := r.row.Scan(dest...)
-	if !replicaFailover(r.ctx, err) {
-		r.rep.reads.Add(1)
-		return err
-	}
-	r.s.markDown(r.ctx, r.rep, err)
-	r.s.primaryReads.Add(1)
-	return r.s.r.exec.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...)
-}
-
-// writer is DB() of a Repo with replicas: the primary's executor, plus the
-// WAL position fetch after each statement that may have written (anything
-// but a read-only sqlc query) and after each COMMIT of a read-write
-// transaction. Safe for concurrent use.
-type writer struct {
-	s *replicaSet
-	e *executor
-}
-
-var _ DBTX = (*writer)(nil)
-
-func (w *writer) after(ctx context.Context, sql string) {
-	if !readOnlySQL(sql) {
-		_ = w.s.noteWrite(ctx)
-	}
-}
-
-func (w *writer) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	tag, err := w.e.Exec(ctx, sql, args...)
-	w.after(ctx, sql)
-	return tag, err
-}
-
-func (w *writer) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	rows, err := w.e.Query(ctx, sql, args...)
-	if readOnlySQL(sql) {
-		return rows, err
-	}
-	if err != nil {
-		w.after(ctx, sql)
-		return rows, err
-	}
-	return &doneRows{Rows: rows, done: func() { w.after(ctx, sql) }}, nil
-}
-
-func (w *writer) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	row := w.e.QueryRow(ctx, sql, args...)
-	if readOnlySQL(sql) {
-		return row
-	}
-	return &doneRow{row: row, done: func() { w.after(ctx, sql) }}
-}
-
-func (w *writer) CopyFrom(ctx context.Context, t pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
-	n, err := w.e.CopyFrom(ctx, t, cols, src)
-	_ = w.s.noteWrite(ctx)
-	return n, err
-}
-
-func (w *writer) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	return &doneBatch{BatchResults: w.e.SendBatch(ctx, b), done: func() { _ = w.s.noteWrite(ctx) }}
-}
-
-func (w *writer) Begin(ctx context.Context) (pgx.Tx, error) {
-	return w.BeginTx(ctx, pgx.TxOptions{})
-}
-
-// BeginTx starts a transaction on the primary; its Commit records the WAL
-// position (unless the transaction is READ ONLY) before it returns.
-func (w *writer) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
-	tx, err := w.e.BeginTx(ctx, opts)
-	if err != nil || opts.AccessMode == pgx.ReadOnly {
-		return tx, err
-	}
-	return &notedTx{Tx: tx, s: w.s}, nil
-}
-
-// Ping pings the primary.
-func (w *writer) Ping(ctx context.Context) error { return w.s.r.Ping(ctx) }
-
-type notedTx struct {
-	pgx.Tx
-	s *replicaSet
-}
-
-// Commit commits, then records the WAL position, also when COMMIT failed
-// (its outcome may be unknown). Package txn tells the cache only after
-// Commit returns, so the position is known before any invalidation.
-func (t *notedTx) Commit(ctx context.Context) error {
-	err := t.Tx.Commit(ctx)
-	_ = t.s.noteWrite(ctx)
-	return err
 }
 
 // MarkWritten records the primary's current WAL position as one this
@@ -729,7 +525,7 @@ func (r *Repo) ReplicaStats() *ReplicaStats {
 	for _, rep := range s.reps {
 		rs := ReplicaState{Name: rep.name, Healthy: rep.healthy.Load(), Reason: rep.getReason(),
 			ReplayLSN: formatLSN(rep.replay.Load()), Lag: time.Duration(rep.lag.Load()),
-			Reads: rep.reads.Load(), Failovers: rep.fails.Load(), Pool: poolStats(rep.pool.Stat(), rep.pooled)}
+			Reads: rep.reads.Load(), Failovers: rep.fails.Load(), Pool: poolStats(rep.t)}
 		if rs.Healthy {
 			rs.Reason = ""
 		}
@@ -739,14 +535,18 @@ func (r *Repo) ReplicaStats() *ReplicaStats {
 	return st
 }
 
-func poolStats(s *pgxpool.Stat, p *pooled) PoolStats {
+func poolStats(t *target) PoolStats {
+	if t.pool == nil {
+		return PoolStats{}
+	}
+	s := t.pool.Stat()
 	return PoolStats{
 		TotalConns: s.TotalConns(), IdleConns: s.IdleConns(), AcquiredConns: s.AcquiredConns(),
 		ConstructingConns: s.ConstructingConns(), MaxConns: s.MaxConns(),
 		AcquireCount: s.AcquireCount(), AcquireDuration: s.AcquireDuration(),
 		EmptyAcquireCount: s.EmptyAcquireCount(), EmptyAcquireWaitTime: s.EmptyAcquireWaitTime(),
 		CanceledAcquireCount: s.CanceledAcquireCount(), NewConnsCount: s.NewConnsCount(),
-		AcquireTimeouts: p.timeouts.Load(),
+		AcquireTimeouts: t.timeouts.Load(),
 	}
 }
 
@@ -766,19 +566,12 @@ func replicaDescs(labels prometheus.Labels) map[string]*prometheus.Desc {
 	}
 }
 
-// describeReplicas and collectReplicas add the replica families to the
-// Repo's collector (nothing when st is nil).
-func describeReplicas(ch chan<- *prometheus.Desc, labels prometheus.Labels) {
-	for _, d := range replicaDescs(labels) {
-		ch <- d
-	}
-}
-
-func collectReplicas(ch chan<- prometheus.Metric, labels prometheus.Labels, st *ReplicaStats) {
+// collectReplicas adds the replica families, of descriptors d built once
+// by Collector, to the Repo's collector (nothing when st is nil).
+func collectReplicas(ch chan<- prometheus.Metric, d map[string]*prometheus.Desc, st *ReplicaStats) {
 	if st == nil {
 		return
 	}
-	d := replicaDescs(labels)
 	m := func(k string, t prometheus.ValueType, v float64, lv ...string) {
 		ch <- prometheus.MustNewConstMetric(d[k], t, v, lv...)
 	}

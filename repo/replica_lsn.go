@@ -199,8 +199,8 @@ func (g *lsnGroup) lead(fetch func() (uint64, error), batch []chan lsnResult) (u
 // tracers, so the bookkeeping and health polls are neither logged nor
 // counted as application queries, and returns the text of the first row's
 // columns. It works in every exec mode, PgBouncer's included.
-func queryOne(ctx context.Context, p *pooled, sql string) ([]string, error) {
-	c, err := p.acquire(ctx)
+func queryOne(ctx context.Context, p *target, sql string) ([]string, error) {
+	c, err := p.acquire(ctx, nil)
 	if err != nil {
 		return nil, err
 	}

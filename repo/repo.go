@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +21,8 @@ import (
 	"github.com/aah/evaldb/gen"
 	"github.com/aah/evaldb/internal/dberr"
 	"github.com/aah/evaldb/internal/dsn"
+	"github.com/aah/evaldb/observe"
+	"github.com/aah/evaldb/querymeta"
 )
 
 // Repo is evaldb's database handle: a connection pool (or any DBTX), the
@@ -27,15 +31,16 @@ import (
 // when the process ends.
 type Repo struct {
 	cfg      Config
-	settings *Settings     // nil for New
-	pool     *pgxpool.Pool // nil for New
-	pooled   *pooled       // nil for New
-	exec     *executor
-	queries  gen.Querier
+	settings *Settings        // nil for New
+	pool     *pgxpool.Pool    // the pool Open made (nil for New)
+	primary  *target          // the primary's pool, or New's DBTX
 	cache    *cachewrap.Cache // nil when Config.DisableCache
 	metrics  *Metrics
 	log      *slog.Logger
-	stat     func() *pgxpool.Stat // nil unless the executor is a *pgxpool.Pool
+	obs      observe.Observer // nil: nothing observed
+	observed [querymeta.NumQueries]observe.Statement
+	server   observe.Server
+	retries  atomic.Int64
 	regKey   string
 	closed   sync.Once
 	listen   *listening        // nil unless Open started the cache invalidation listener
@@ -59,19 +64,19 @@ func Open(ctx context.Context, cfg *Config) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repo: %w", err)
 	}
-	r, err := newRepo(nil, cfg)
+	r, err := newRepo(cfg, cmp.Or(cfg.QueryTimeout, s.QueryTimeout))
 	if err != nil {
 		return nil, err
 	}
 	r.settings = s
-	r.exec.timeout = cmp.Or(cfg.QueryTimeout, s.QueryTimeout)
-	pool, pooled, err := r.newPool(ctx, s)
+	r.primary, err = r.newPool(ctx, s)
 	if err != nil {
 		return nil, fmt.Errorf("repo: create pool for %s: %w", s.Redacted, err)
 	}
-	r.pool, r.pooled = pool, pooled
-	r.exec.db = r.pooled
-	r.stat = pool.Stat
+	pool := r.primary.pool
+	r.pool = pool
+	cc := s.Pool.ConnConfig
+	r.setServer(cc.Host, cc.Port, cc.Database)
 	// The first ping dials: connect_timeout and ctx bound it, not the pool
 	// timeout (which is about waiting for a busy pool).
 	if err := pool.Ping(ctx); err != nil {
@@ -103,26 +108,40 @@ func Open(ctx context.Context, cfg *Config) (*Repo, error) {
 
 // New wraps an executor that the caller owns, for example a pgxmock pool in
 // a unit test or a pool built by other code. New does no I/O. Statements go
-// through the same executor (deadline, retry, error translation) as with
-// Open, but pgx tracers, the pool timeout and pool figures need a pool made
-// by Open: with New, Stats reports pool figures only when db is a
-// *pgxpool.Pool. Close does not close db. A nil cfg means
-// defaults.
+// through the same path as with Open (cache, per-statement deadline
+// Config.QueryTimeout, retries, error translation). When db is a
+// *pgxpool.Pool, New keeps everything a pool gives: connections are
+// acquired within Config.PoolTimeout, the pool's own tracers see every
+// statement, and Stats reports its figures. Close does not close db. A nil
+// cfg means defaults.
 func New(db DBTX, cfg *Config) (*Repo, error) {
 	if db == nil {
 		return nil, errors.New("repo: New: db is nil; pass a *pgxpool.Pool, a pgx.Tx or a pgxmock pool")
 	}
-	r, err := newRepo(db, cfg)
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	if c.PoolTimeout < 0 {
+		return nil, fmt.Errorf("repo: Config.PoolTimeout must be >= 0 (got %s); 0 waits as long as the ctx allows", c.PoolTimeout)
+	}
+	r, err := newRepo(&c, c.QueryTimeout)
 	if err != nil {
 		return nil, err
 	}
-	if p, ok := db.(*pgxpool.Pool); ok {
-		r.stat = p.Stat
+	p, _ := db.(*pgxpool.Pool)
+	r.primary = newTarget(db, p, c.PoolTimeout, c.QueryTimeout)
+	if p != nil {
+		cc := p.Config().ConnConfig
+		r.setServer(cc.Host, cc.Port, cc.Database)
 	}
 	return r, nil
 }
 
-func newRepo(db DBTX, cfg *Config) (*Repo, error) {
+// newRepo checks cfg and builds what Open and New share; stmtTimeout is the
+// per-statement deadline (0: none), which also bounds the cache's shared
+// loads.
+func newRepo(cfg *Config, stmtTimeout time.Duration) (*Repo, error) {
 	var c Config
 	if cfg != nil {
 		c = *cfg
@@ -150,21 +169,52 @@ func newRepo(db DBTX, cfg *Config) (*Repo, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Repo{cfg: c, metrics: newMetrics(), log: log}
-	r.exec = &executor{db: db, timeout: c.QueryTimeout, log: log}
-	r.exec.level = r.level()
-	// The executor translates every error, so the generated queries need no
-	// wrapper of their own.
-	var base gen.Querier = gen.New(router{r}) // r.exec, or replica routing once Open set r.rep
-	r.queries = base
+	r := &Repo{cfg: c, metrics: newMetrics(c.Name), log: log, obs: c.Observer}
 	if !c.DisableCache {
-		cache, err := cachewrap.New(base, c.CacheOptions)
+		var o cachewrap.Options
+		if c.CacheOptions != nil {
+			o = *c.CacheOptions
+		}
+		if o.LoadTimeout == 0 {
+			o.LoadTimeout = stmtTimeout
+		}
+		cache, err := cachewrap.New(queries{r}, &o)
 		if err != nil {
 			return nil, fmt.Errorf("repo: Config.CacheOptions: %w", err)
 		}
-		r.cache, r.queries = cache, cache
+		r.cache = cache
 	}
+	r.setServer("", 0, "")
 	return r, nil
+}
+
+// setServer fills the observer's description of every query.
+func (r *Repo) setServer(host string, port uint16, database string) {
+	r.server = observe.Server{Address: host, Port: int(port), Database: database}
+	for i := range querymeta.Queries {
+		q := &querymeta.Queries[i]
+		r.observed[i] = observe.Statement{Name: q.Name, SQL: q.SQL, Operation: q.Operation, ReadOnly: q.ReadOnly, Server: r.server}
+	}
+}
+
+// statementFor describes hand-written SQL for the observer.
+func (r *Repo) statementFor(sql string) *observe.Statement {
+	name := QueryName(sql)
+	if q := querymeta.ByName(name); q != nil {
+		return &r.observed[q.ID]
+	}
+	op := "OTHER"
+	for _, line := range strings.Split(sql, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "--") {
+			op, _, _ = strings.Cut(line, " ")
+			break
+		}
+	}
+	switch name {
+	case "begin", "commit", "rollback":
+		name = strings.ToUpper(name)
+	}
+	return &observe.Statement{Name: name, SQL: sql, Operation: strings.ToUpper(op), Server: r.server}
 }
 
 func (r *Repo) level() slog.Leveler {
@@ -187,17 +237,16 @@ func (r *Repo) slow() time.Duration {
 // Writes through it invalidate the cache; writes made elsewhere need
 // Cache().Invalidate. Safe for concurrent use; call it as often as
 // convenient (it allocates nothing).
-func (r *Repo) Queries() gen.Querier { return r.queries }
+func (r *Repo) Queries() gen.Querier { return queries{r} }
 
-// DB returns the executor the accessors run on: the pool behind the pool
-// timeout, per-query deadline, retry and error translation. It has Begin
-// and BeginTx, so txn.Do and pgx.BeginFunc accept it. Safe for concurrent use.
-func (r *Repo) DB() DBTX {
-	if r.rep != nil {
-		return r.rep.w // the primary, recording WAL positions for read-your-writes
-	}
-	return r.exec
-}
+// DB returns the primary for hand-written SQL: each statement waits at most
+// the pool timeout for a connection, runs under the per-statement deadline,
+// and its errors are translated (ErrNotFound, *ConflictError, ...). It is
+// not cached, routed or retried; with replicas, a write through it is
+// followed by the primary's WAL position, so the Repo's reads see it. It
+// has Begin and BeginTx, so txn.Do and pgx.BeginFunc accept it. Safe for
+// concurrent use.
+func (r *Repo) DB() DBTX { return handle{r} }
 
 // Settings returns the translated configuration of a Repo made by Open, or
 // nil for one made by New. The caller must not modify it.
@@ -215,16 +264,18 @@ func (r *Repo) Cache() *cachewrap.Cache { return r.cache }
 // the uuid codec and cancel-request handling on every connection, and the
 // executor over it that bounds the wait for a connection by s.PoolTimeout.
 // The primary and every replica are built the same way.
-func (r *Repo) newPool(ctx context.Context, s *Settings) (*pgxpool.Pool, *pooled, error) {
+func (r *Repo) newPool(ctx context.Context, s *Settings) (*target, error) {
 	pcfg := s.Pool.Copy()
 	pcfg.ConnConfig.Tracer = &tracer{log: r.log, level: r.level(), slow: r.slow(), metrics: r.metrics}
 	pcfg.AfterConnect = registerTypes(pcfg.AfterConnect)
 	cancelOnDone(pcfg.ConnConfig)
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return pool, &pooled{pool: pool, timeout: s.PoolTimeout, maxConns: s.MaxConns}, nil
+	t := newTarget(pool, pool, s.PoolTimeout, cmp.Or(r.cfg.QueryTimeout, s.QueryTimeout))
+	t.maxConns = s.MaxConns
+	return t, nil
 }
 
 // registerTypes teaches each new connection to encode and decode
@@ -270,13 +321,7 @@ func cancelOnDone(cc *pgx.ConnConfig) {
 // Ping checks that the database answers, waiting at most the pool timeout
 // for a connection. It is what a health check should call. Safe for
 // concurrent use.
-func (r *Repo) Ping(ctx context.Context) error {
-	p, ok := r.exec.db.(interface{ Ping(context.Context) error })
-	if !ok {
-		return errors.New("repo: Ping: the executor given to New has no Ping method")
-	}
-	return dberr.TranslateCtx(ctx, p.Ping(ctx))
-}
+func (r *Repo) Ping(ctx context.Context) error { return handle{r}.Ping(ctx) }
 
 // Close stops the cache and closes the pool of a Repo made by Open, waiting
 // for acquired connections to be released. It does not close the executor

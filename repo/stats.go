@@ -57,30 +57,13 @@ type Stats struct {
 }
 
 // PoolStats returns the pool's figures without a round trip.
-func (r *Repo) PoolStats() PoolStats {
-	var ps PoolStats
-	if r.stat != nil {
-		if s := r.stat(); s != nil {
-			ps = PoolStats{
-				TotalConns: s.TotalConns(), IdleConns: s.IdleConns(), AcquiredConns: s.AcquiredConns(),
-				ConstructingConns: s.ConstructingConns(), MaxConns: s.MaxConns(),
-				AcquireCount: s.AcquireCount(), AcquireDuration: s.AcquireDuration(),
-				EmptyAcquireCount: s.EmptyAcquireCount(), EmptyAcquireWaitTime: s.EmptyAcquireWaitTime(),
-				CanceledAcquireCount: s.CanceledAcquireCount(), NewConnsCount: s.NewConnsCount(),
-			}
-		}
-	}
-	if r.pooled != nil {
-		ps.AcquireTimeouts = r.pooled.timeouts.Load()
-	}
-	return ps
-}
+func (r *Repo) PoolStats() PoolStats { return poolStats(r.primary) }
 
 // Stats returns the pool figures, the per-query timings and, in one query
 // (CountConnectionsByState, itself counted), the database's connections by
 // state. The error is that query's, translated.
 func (r *Repo) Stats(ctx context.Context) (Stats, error) {
-	rows, err := r.queries.CountConnectionsByState(ctx)
+	rows, err := r.Queries().CountConnectionsByState(ctx)
 	if err != nil {
 		return Stats{}, fmt.Errorf("count connections by state: %w", err)
 	}
@@ -121,58 +104,49 @@ func (r *Repo) Stats(ctx context.Context) (Stats, error) {
 // The cache has its own collector: register r.Cache().Collector() too.
 // Collect takes no round trip to the server. Safe for concurrent use.
 func (r *Repo) Collector() prometheus.Collector {
-	return &collector{r: r, labels: prometheus.Labels{"db": r.cfg.Name}}
+	labels := prometheus.Labels{"db": r.cfg.Name}
+	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, labels) }
+	return &collector{r: r, labels: labels, rep: replicaDescs(labels), d: map[string]*prometheus.Desc{
+		"open":     d("evaldb_pool_connections_open", "Open connections in the pool."),
+		"idle":     d("evaldb_pool_connections_idle", "Idle connections in the pool."),
+		"busy":     d("evaldb_pool_connections_busy", "Connections acquired from the pool."),
+		"max":      d("evaldb_pool_connections_max", "The pool's connection limit."),
+		"opened":   d("evaldb_pool_connections_opened_total", "Connections the pool opened."),
+		"acquires": d("evaldb_pool_acquires_total", "Successful acquires."),
+		"acqsec":   d("evaldb_pool_acquire_seconds_total", "Time successful acquires took."),
+		"waited":   d("evaldb_pool_acquires_waited_total", "Acquires that had to wait for a connection."),
+		"waitsec":  d("evaldb_pool_acquire_wait_seconds_total", "Time acquires spent waiting for a connection."),
+		"canceled": d("evaldb_pool_acquires_canceled_total", "Acquires abandoned because their context ended."),
+		"timeouts": d("evaldb_pool_acquire_timeouts_total", "Acquires that ran out of pool timeout (ErrPoolTimeout)."),
+	}}
 }
 
+// collector's descriptors are built once, by Collector; the per-query
+// families are the client_golang vectors of Metrics.
 type collector struct {
 	r      *Repo
 	labels prometheus.Labels
-}
-
-func (c *collector) desc(name, help string, variable ...string) *prometheus.Desc {
-	return prometheus.NewDesc(name, help, variable, c.labels)
-}
-
-func (c *collector) descs() map[string]*prometheus.Desc {
-	return map[string]*prometheus.Desc{
-		"queries":    c.desc("evaldb_queries_total", "Statements run, by sqlc query name.", "query"),
-		"errors":     c.desc("evaldb_query_errors_total", "Statements that failed, by sqlc query name.", "query"),
-		"duration":   c.desc("evaldb_query_duration_seconds", "Statement latency, by sqlc query name.", "query"),
-		"open":       c.desc("evaldb_pool_connections_open", "Open connections in the pool."),
-		"idle":       c.desc("evaldb_pool_connections_idle", "Idle connections in the pool."),
-		"busy":       c.desc("evaldb_pool_connections_busy", "Connections acquired from the pool."),
-		"max":        c.desc("evaldb_pool_connections_max", "The pool's connection limit."),
-		"opened":     c.desc("evaldb_pool_connections_opened_total", "Connections the pool opened."),
-		"acquires":   c.desc("evaldb_pool_acquires_total", "Successful acquires."),
-		"acqsec":     c.desc("evaldb_pool_acquire_seconds_total", "Time successful acquires took."),
-		"waited":     c.desc("evaldb_pool_acquires_waited_total", "Acquires that had to wait for a connection."),
-		"waitsec":    c.desc("evaldb_pool_acquire_wait_seconds_total", "Time acquires spent waiting for a connection."),
-		"canceled":   c.desc("evaldb_pool_acquires_canceled_total", "Acquires abandoned because their context ended."),
-		"timeouts":   c.desc("evaldb_pool_acquire_timeouts_total", "Acquires that ran out of pool timeout (ErrPoolTimeout)."),
-		"connects":   c.desc("evaldb_connects_total", "Connection attempts."),
-		"connerrors": c.desc("evaldb_connect_errors_total", "Connection attempts that failed."),
-	}
+	d      map[string]*prometheus.Desc
+	rep    map[string]*prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.descs() {
+	c.r.metrics.describe(ch)
+	for _, d := range c.d {
 		ch <- d
 	}
 	if c.r.rep != nil {
-		describeReplicas(ch, c.labels)
+		for _, d := range c.rep {
+			ch <- d
+		}
 	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	d := c.descs()
-	for _, h := range c.r.metrics.histograms() {
-		ch <- prometheus.MustNewConstMetric(d["queries"], prometheus.CounterValue, float64(h.count), h.name)
-		ch <- prometheus.MustNewConstMetric(d["errors"], prometheus.CounterValue, float64(h.errors), h.name)
-		ch <- prometheus.MustNewConstHistogram(d["duration"], uint64(h.count), h.sum, h.buckets, h.name)
-	}
+	c.r.metrics.collect(ch)
 	ps := c.r.PoolStats()
-	gauge := func(k string, v float64) { ch <- prometheus.MustNewConstMetric(d[k], prometheus.GaugeValue, v) }
-	counter := func(k string, v float64) { ch <- prometheus.MustNewConstMetric(d[k], prometheus.CounterValue, v) }
+	gauge := func(k string, v float64) { ch <- prometheus.MustNewConstMetric(c.d[k], prometheus.GaugeValue, v) }
+	counter := func(k string, v float64) { ch <- prometheus.MustNewConstMetric(c.d[k], prometheus.CounterValue, v) }
 	gauge("open", float64(ps.TotalConns))
 	gauge("idle", float64(ps.IdleConns))
 	gauge("busy", float64(ps.AcquiredConns))
@@ -184,10 +158,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("waitsec", ps.EmptyAcquireWaitTime.Seconds())
 	counter("canceled", float64(ps.CanceledAcquireCount))
 	counter("timeouts", float64(ps.AcquireTimeouts))
-	c.r.metrics.mu.Lock()
-	conn := c.r.metrics.connect
-	c.r.metrics.mu.Unlock()
-	counter("connects", float64(conn.count))
-	counter("connerrors", float64(conn.errors))
-	collectReplicas(ch, c.labels, c.r.ReplicaStats())
+	collectReplicas(ch, c.rep, c.r.ReplicaStats())
 }

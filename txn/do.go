@@ -15,6 +15,7 @@ import (
 	"github.com/aah/evaldb/gen"
 	"github.com/aah/evaldb/internal/backoff"
 	idberr "github.com/aah/evaldb/internal/dberr"
+	"github.com/aah/evaldb/observe"
 )
 
 // Beginner begins a transaction. *pgxpool.Pool, *pgx.Conn, pgx.Tx (which
@@ -75,8 +76,13 @@ type Options struct {
 	// default (read write).
 	AccessMode pgx.TxAccessMode
 	// MaxWait bounds waiting for a connection plus BEGIN, per attempt. When
-	// it runs out the error wraps dberr.ErrPoolTimeout (repo.ErrPoolTimeout)
-	// and is not retried. Default DefaultMaxWait (2 s).
+	// it runs out the error wraps dberr.ErrPoolTimeout and is not retried.
+	// Default DefaultMaxWait (2 s), except on a Beginner that bounds the wait
+	// for a connection itself (repo's DB(), which reports its PoolTimeout):
+	// there a transaction waits for a connection exactly as a query does,
+	// within the pool timeout (failing with a *dberr.PoolTimeoutError that
+	// the pool counts) or, with a pool timeout of 0, as long as ctx allows,
+	// and MaxWait applies only when set.
 	MaxWait time.Duration
 	// Timeout bounds one attempt from BEGIN to COMMIT; fn's ctx carries it.
 	// When it runs out the transaction is rolled back and the error wraps
@@ -102,6 +108,10 @@ type Options struct {
 	CopyThreshold int
 	// Logger receives a line per retry. Default nil: silent.
 	Logger *slog.Logger
+	// Observer is told about each transaction (observe.Observer.StartTx),
+	// its retries and its end; statements in it run under the context it
+	// returns. Default nil: nothing observed.
+	Observer observe.Observer
 }
 
 // resolve validates the options and fills in the defaults.
@@ -128,7 +138,6 @@ func (o *Options) resolve() (Options, error) {
 	if err := errors.Join(errs...); err != nil {
 		return r, err
 	}
-	r.MaxWait = cmp.Or(r.MaxWait, DefaultMaxWait)
 	r.Timeout = cmp.Or(r.Timeout, DefaultTimeout)
 	r.MaxAttempts = cmp.Or(r.MaxAttempts, DefaultMaxAttempts)
 	r.BaseBackoff = cmp.Or(r.BaseBackoff, DefaultBaseBackoff)
@@ -201,6 +210,17 @@ func Do(ctx context.Context, db Beginner, opts *Options, fn func(ctx context.Con
 
 // do is Do with resolved options.
 func do(ctx context.Context, db Beginner, o *Options, fn func(ctx context.Context, tx *Tx) error) error {
+	if o.Observer == nil {
+		return attempts(ctx, db, o, fn, nil)
+	}
+	ctx, span := o.Observer.StartTx(ctx, &observe.Tx{Isolation: string(o.Isolation), ReadOnly: o.AccessMode == pgx.ReadOnly})
+	err := attempts(ctx, db, o, fn, span)
+	span.End(err)
+	return err
+}
+
+// attempts runs the attempts of one transaction.
+func attempts(ctx context.Context, db Beginner, o *Options, fn func(ctx context.Context, tx *Tx) error, span observe.TxSpan) error {
 	maxAttempts := o.MaxAttempts
 	if isNested(db) {
 		maxAttempts = 1
@@ -224,19 +244,47 @@ func do(ctx context.Context, db Beginner, o *Options, fn func(ctx context.Contex
 		if werr := backoff.Sleep(ctx, wait); werr != nil {
 			return fmt.Errorf("waiting to retry (%w) after: %w", werr, err)
 		}
+		if span != nil {
+			span.Retry(attempt+1, err)
+		}
 	}
+}
+
+// connWaiter is a Beginner that bounds the wait for a connection itself,
+// within its PoolTimeout (repo's DB()).
+type connWaiter interface {
+	PoolTimeout() time.Duration
+}
+
+// maxWait is the bound of one attempt's wait for a connection plus BEGIN,
+// 0 for none.
+func maxWait(db Beginner, o *Options) time.Duration {
+	if o.MaxWait > 0 {
+		return o.MaxWait
+	}
+	if _, ok := db.(connWaiter); ok {
+		return 0
+	}
+	return DefaultMaxWait
 }
 
 // attemptOnce makes one attempt: BEGIN, fn, COMMIT. It reports whether the
 // failure may be retried.
 func attemptOnce(ctx context.Context, db Beginner, o *Options, attempt int, fn func(ctx context.Context, tx *Tx) error) (retry bool, err error) {
-	beginCtx, cancelBegin := context.WithTimeout(ctx, o.MaxWait)
+	beginCtx, cancelBegin := ctx, context.CancelFunc(func() {})
+	wait := maxWait(db, o)
+	if wait > 0 {
+		beginCtx, cancelBegin = context.WithTimeout(ctx, wait)
+	}
 	pgtx, err := begin(beginCtx, db, o)
 	cancelBegin()
 	if err != nil {
+		if errors.Is(err, dberr.ErrPoolTimeout) {
+			return false, fmt.Errorf("begin transaction: %w", err)
+		}
 		if ctx.Err() == nil && errors.Is(beginCtx.Err(), context.DeadlineExceeded) {
 			return false, fmt.Errorf("begin transaction: %w: no connection and BEGIN within Options.MaxWait (%s): %w",
-				dberr.ErrPoolTimeout, o.MaxWait, err)
+				dberr.ErrPoolTimeout, wait, err)
 		}
 		terr := idberr.TranslateCtx(ctx, err)
 		return ctx.Err() == nil && isConnFailure(terr), fmt.Errorf("begin transaction: %w", terr)

@@ -1,5 +1,8 @@
-// Command cachegen generates cachewrap/querier_gen.go, the caching
-// gen.Querier of package cachewrap, from sqlc's output.
+// Command cachegen generates, from sqlc's output, evaldb's one statement
+// path: querymeta/queries_gen.go (the per-query metadata table),
+// repo/queries_gen.go (the typed facade of repo.Queries, one line per
+// method into repo's generic run) and cachewrap/querier_gen.go (the cache's
+// keys, copies and sizes, and its own gen.Querier).
 //
 // It reads gen/ (the Querier interface, its doc comments, the exported query
 // constants and the row and parameter types), parses every query's SQL with
@@ -75,6 +78,10 @@ func run(root string) error {
 		if err != nil {
 			return fmt.Errorf("query %s: %w", m.name, err)
 		}
+		m.sql = sql
+		if m.kind, err = queryKind(m, sql); err != nil {
+			return err
+		}
 		if m.policy, err = parsePolicy(m.doc); err != nil {
 			return fmt.Errorf("query %s: %w (fix its comment in queries/*.sql)", m.name, err)
 		}
@@ -84,7 +91,7 @@ func run(root string) error {
 		m.access = a
 		m.write = len(a.writes) > 0 || a.primaryOnly != ""
 	}
-	src, err := emit(pkg, si.relations())
+	files, err := emit(pkg, si.relations())
 	if err != nil {
 		return err
 	}
@@ -100,7 +107,12 @@ func run(root string) error {
 	if err := writeIfChanged(filepath.Join(root, "cachewrap", "querier_fake_gen_test.go"), fake); err != nil {
 		return err
 	}
-	return writeIfChanged(filepath.Join(root, "cachewrap", "querier_gen.go"), src)
+	for _, f := range files {
+		if err := writeIfChanged(filepath.Join(root, f.path), f.src); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func writeIfChanged(path string, src []byte) error {
@@ -111,6 +123,40 @@ func writeIfChanged(path string, src []byte) error {
 		return err
 	}
 	return os.WriteFile(path, src, 0o644)
+}
+
+// queryKind reads m's sqlc annotation from the "-- name: X :kind" line of
+// its SQL and checks that the facade can take its shape.
+func queryKind(m *method, sql string) (string, error) {
+	line, _, _ := strings.Cut(sql, "\n")
+	f := strings.Fields(line)
+	if len(f) < 4 || f[0] != "--" || f[1] != "name:" {
+		return "", fmt.Errorf("query %s: its SQL does not start with a \"-- name: %s :kind\" line", m.name, m.name)
+	}
+	kind := f[3]
+	switch kind {
+	case ":one", ":many", ":execrows", ":execresult", ":copyfrom":
+		if m.result == nil {
+			return "", fmt.Errorf("query %s (%s): gen.Querier's method returns only an error, want (T, error)", m.name, kind)
+		}
+	case ":exec":
+		if m.result != nil {
+			return "", fmt.Errorf("query %s (%s): gen.Querier's method returns (T, error), want error", m.name, kind)
+		}
+	case ":batchexec", ":batchmany", ":batchone":
+		return "", fmt.Errorf("query %s is %s: evaldb runs every generated query through one statement path "+
+			"(cache, replica routing, pool timeout, retries), which a pgx batch cannot take. "+
+			"Write it as one statement over arrays instead (:exec or :execrows with unnest($1::type[]), "+
+			"like InsertEvalResultsUnnest in queries/eval_results.sql), as :copyfrom for a bulk load, "+
+			"or queue the SQL in a pgx.Batch yourself inside repo.Tx (tx.Raw().SendBatch)", m.name, kind)
+	default:
+		return "", fmt.Errorf("query %s: unknown sqlc annotation %s (want :one, :many, :exec, :execrows, :execresult or :copyfrom)", m.name, kind)
+	}
+	if m.tooMany {
+		return "", fmt.Errorf("query %s has %d parameters besides ctx: evaldb's facade takes at most one; "+
+			"remove query_parameter_limit from sqlc.yaml (sqlc then passes several parameters as one Params struct)", m.name, len(m.params))
+	}
+	return kind, nil
 }
 
 // policy is a query's cache policy, from its "cache:" comment line.
@@ -205,11 +251,15 @@ type param struct {
 type method struct {
 	name   string
 	doc    []string
-	params []param // after ctx
-	result ast.Expr
-	access access
-	write  bool
-	policy policy
+	params []param  // after ctx
+	result ast.Expr // nil for :exec (the method returns only an error)
+	// tooMany is set when the method has more than one parameter after ctx.
+	tooMany bool
+	kind    string // sqlc annotation, ":one" ...
+	sql     string
+	access  access
+	write   bool
+	policy  policy
 }
 
 func loadGen(dir string) (*genPkg, error) {
@@ -281,11 +331,22 @@ func loadGen(dir string) (*genPkg, error) {
 				m.params = append(m.params, param{name: n.Name, typ: fp.Type})
 			}
 		}
-		if ft.Results == nil || len(ft.Results.List) != 2 {
-			return nil, fmt.Errorf("%s: want (T, error) results", m.name)
+		m.tooMany = len(m.params) > 1
+		switch {
+		case ft.Results != nil && len(ft.Results.List) == 2:
+			m.result = ft.Results.List[0].Type
+		case ft.Results != nil && len(ft.Results.List) == 1 && isIdent(ft.Results.List[0].Type, "error"):
+		case ft.Results != nil && len(ft.Results.List) == 1:
+			m.result = ft.Results.List[0].Type // a :batch* query; queryKind refuses it by name
+		default:
+			return nil, fmt.Errorf("gen.Querier.%s: want (T, error) or error results (is gen/ from sqlc?)", m.name)
 		}
-		m.result = ft.Results.List[0].Type
 		p.methods = append(p.methods, m)
 	}
 	return p, nil
+}
+
+func isIdent(e ast.Expr, name string) bool {
+	id, ok := e.(*ast.Ident)
+	return ok && id.Name == name
 }
