@@ -1,10 +1,14 @@
 package repo
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aah/evaldb/cachewrap"
 	"github.com/aah/evaldb/observe"
@@ -112,6 +116,31 @@ type Config struct {
 	// github.com/aah/evaldb/evalotel. It must be safe for concurrent use.
 	// Default: nil (nothing is observed, at no cost).
 	Observer observe.Observer
+
+	// Tracer is a pgx tracer of your own (otelpgx, tracelog, ...) that runs
+	// beside evaldb's on every connection of the pools Open makes (primary
+	// and replicas). It may also implement pgx's BatchTracer,
+	// CopyFromTracer, PrepareTracer and ConnectTracer. Open never replaces
+	// it: both run (pgx's multitracer). Default: nil.
+	Tracer pgx.QueryTracer
+
+	// BeforeConnect runs before each new connection of Open's pools with a
+	// copy of its configuration, which it may change: set a fresh password
+	// there (an IAM token per connection). An error fails the connection.
+	// Default: nil.
+	BeforeConnect func(context.Context, *pgx.ConnConfig) error
+
+	// AfterConnect runs after each new connection of Open's pools is made
+	// and evaldb registered its types on it, before the pool uses it
+	// (register your own types there). An error fails the connection.
+	// Default: nil.
+	AfterConnect func(context.Context, *pgx.Conn) error
+
+	// ConfigurePool may adjust each pool's configuration (primary and
+	// replicas) after evaldb set it from the URL and before the pool is
+	// made: MinConns, health checks, PrepareConn. A tracer it sets runs
+	// beside evaldb's. An error fails Open. Default: nil.
+	ConfigurePool func(*pgxpool.Config) error
 
 	// DisableCache turns off the read cache of package cachewrap in
 	// Queries. Default: false (reads are cached).

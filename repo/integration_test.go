@@ -312,6 +312,9 @@ func TestLogLevels(t *testing.T) {
 		if _, err := q.CreateUser(ctx, gen.CreateUserParams{Email: email, Name: "L"}); err == nil {
 			t.Fatal("duplicate CreateUser succeeded")
 		}
+		if _, err := r.DB().Exec(ctx, "-- name: Broken\nSELECT no_such_column FROM users"); err == nil {
+			t.Fatal("a query of a missing column succeeded")
+		}
 		return logs.String()
 	}
 	has := func(logs, level, msg, query string) bool {
@@ -329,8 +332,13 @@ func TestLogLevels(t *testing.T) {
 		if !has(logs, "INFO", "evaldb: query", "CreateUser") || !strings.Contains(logs, `"args":"[\"development-`) {
 			t.Errorf("development logs lack an INFO line for CreateUser with its args:\n%s", logs)
 		}
-		if !has(logs, "ERROR", "evaldb: query failed", "CreateUser") {
-			t.Errorf("development logs lack the failed CreateUser:\n%s", logs)
+		// A duplicate is an outcome the API returns as *ConflictError: a
+		// warning, not an error.
+		if !has(logs, "WARN", "evaldb: query conflicted with a unique constraint", "CreateUser") {
+			t.Errorf("development logs lack the WARN line of the duplicate CreateUser:\n%s", logs)
+		}
+		if !has(logs, "ERROR", "evaldb: query failed", "Broken") {
+			t.Errorf("development logs lack the failed query:\n%s", logs)
 		}
 	})
 	t.Run("ProductionLogsErrorsOnly", func(t *testing.T) {
@@ -339,8 +347,11 @@ func TestLogLevels(t *testing.T) {
 		if has(logs, "INFO", "evaldb: query", "CreateUser") || strings.Contains(logs, `"args"`) {
 			t.Errorf("production logs queries or arguments:\n%s", logs)
 		}
-		if !has(logs, "ERROR", "evaldb: query failed", "CreateUser") {
-			t.Errorf("production logs lack the failed CreateUser:\n%s", logs)
+		if !has(logs, "ERROR", "evaldb: query failed", "Broken") {
+			t.Errorf("production logs lack the failed query:\n%s", logs)
+		}
+		if strings.Contains(logs, `"query":"CreateUser"`) {
+			t.Errorf("production logs the duplicate CreateUser, an expected outcome:\n%s", logs)
 		}
 	})
 	t.Run("SlowQueriesInEveryEnvironment", func(t *testing.T) {

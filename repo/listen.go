@@ -43,7 +43,15 @@ func (r *Repo) startListener(ctx context.Context, s *Settings) error {
 		target = replicaAwareInvalidator{r: r, next: r.cache}
 	}
 	l, err := cachewrap.NewListener(target, &cachewrap.ListenerOptions{
-		Connect:      func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cc.Copy()) },
+		Connect: func(ctx context.Context) (*pgx.Conn, error) {
+			c := cc.Copy()
+			if r.cfg.BeforeConnect != nil { // a fresh IAM token for the listener's connection too
+				if err := r.cfg.BeforeConnect(ctx, c); err != nil {
+					return nil, fmt.Errorf("Config.BeforeConnect: %w", err)
+				}
+			}
+			return pgx.ConnectConfig(ctx, c)
+		},
 		Logger:       r.log,
 		OnInvalidate: listenHook,
 	})

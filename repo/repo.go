@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -266,16 +267,39 @@ func (r *Repo) Cache() *cachewrap.Cache { return r.cache }
 // The primary and every replica are built the same way.
 func (r *Repo) newPool(ctx context.Context, s *Settings) (*target, error) {
 	pcfg := s.Pool.Copy()
-	pcfg.ConnConfig.Tracer = &tracer{log: r.log, level: r.level(), slow: r.slow(), metrics: r.metrics}
-	pcfg.AfterConnect = registerTypes(pcfg.AfterConnect)
+	pcfg.AfterConnect = registerTypes(r.cfg.AfterConnect)
+	if r.cfg.BeforeConnect != nil {
+		pcfg.BeforeConnect = r.cfg.BeforeConnect
+	}
 	cancelOnDone(pcfg.ConnConfig)
+	pcfg.ConnConfig.Tracer = nil
+	if r.cfg.ConfigurePool != nil {
+		if err := r.cfg.ConfigurePool(pcfg); err != nil {
+			return nil, fmt.Errorf("Config.ConfigurePool: %w", err)
+		}
+	}
+	var tr pgx.QueryTracer = &tracer{log: r.log, level: r.level(), slow: r.slow(), metrics: r.metrics}
+	if theirs := nonNil(r.cfg.Tracer, pcfg.ConnConfig.Tracer); len(theirs) > 0 {
+		tr = multitracer.New(append([]pgx.QueryTracer{tr}, theirs...)...)
+	}
+	pcfg.ConnConfig.Tracer = tr
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, err
 	}
 	t := newTarget(pool, pool, s.PoolTimeout, cmp.Or(r.cfg.QueryTimeout, s.QueryTimeout))
-	t.maxConns = s.MaxConns
+	t.maxConns = pcfg.MaxConns
 	return t, nil
+}
+
+func nonNil(ts ...pgx.QueryTracer) []pgx.QueryTracer {
+	var out []pgx.QueryTracer
+	for _, t := range ts {
+		if t != nil {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // registerTypes teaches each new connection to encode and decode

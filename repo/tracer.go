@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // tracer logs and times every statement the pool runs. It is installed as
@@ -44,8 +46,8 @@ func (t *tracer) start(ctx context.Context, name string, args []any) context.Con
 }
 
 // end records one statement's outcome: metrics, then the log line the
-// environment asks for (every query at Info, failures at Error, slow ones at
-// Warn whatever the level).
+// environment asks for (every query at Info, failures at the level of what
+// they mean (see failureLevel), slow ones at Warn whatever the level).
 func (t *tracer) end(ctx context.Context, err error, extra ...any) {
 	td, _ := ctx.Value(traceKey{}).(*traceData)
 	if td == nil {
@@ -57,11 +59,12 @@ func (t *tracer) end(ctx context.Context, err error, extra ...any) {
 	attrs := []any{"query", td.name, "duration", d}
 	switch {
 	case failed && !errors.Is(err, context.Canceled):
-		if t.enabled(slog.LevelError) {
+		level, msg := failureLevel(err)
+		if t.enabled(level) {
 			if t.enabled(slog.LevelInfo) {
 				attrs = append(attrs, "args", formatArgs(td.args))
 			}
-			t.log.ErrorContext(ctx, "evaldb: query failed", append(attrs, "error", err.Error())...)
+			t.log.Log(ctx, level, msg, append(attrs, "error", err.Error())...)
 		}
 	case t.slow > 0 && d >= t.slow:
 		t.log.WarnContext(ctx, "evaldb: slow query", append(attrs, "threshold", t.slow)...)
@@ -69,6 +72,22 @@ func (t *tracer) end(ctx context.Context, err error, extra ...any) {
 		attrs = append(attrs, extra...)
 		t.log.InfoContext(ctx, "evaldb: query", append(attrs, "args", formatArgs(td.args))...)
 	}
+}
+
+// failureLevel is the level and message of a failed statement's log line,
+// by what the failure means to the caller. A unique violation, which the API
+// returns as a *ConflictError (an expected outcome: the caller handles it),
+// is a warning; no rows (ErrNotFound) is logged at Debug; anything else is
+// an error.
+func failureLevel(err error) (slog.Level, string) {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return slog.LevelDebug, "evaldb: query found no rows"
+	case errors.As(err, &pgErr) && pgErr.Code == "23505":
+		return slog.LevelWarn, "evaldb: query conflicted with a unique constraint"
+	}
+	return slog.LevelError, "evaldb: query failed"
 }
 
 func (t *tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
@@ -89,8 +108,8 @@ func (t *tracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.Trac
 func (t *tracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
 	name := QueryName(data.SQL)
 	if data.Err != nil {
-		if t.enabled(slog.LevelError) {
-			t.log.ErrorContext(ctx, "evaldb: batch statement failed", "query", name, "error", data.Err.Error())
+		if level, _ := failureLevel(data.Err); t.enabled(level) {
+			t.log.Log(ctx, level, "evaldb: batch statement failed", "query", name, "error", data.Err.Error())
 		}
 		return
 	}
@@ -164,6 +183,8 @@ func formatArgs(args []any) string {
 		case string:
 			s = fmt.Sprintf("%q", truncate(v, maxLoggedArgLen))
 		case []byte:
+			s = fmt.Sprintf("%q", truncate(string(v), maxLoggedArgLen))
+		case json.RawMessage: // jsonb: text, not a list of byte values
 			s = fmt.Sprintf("%q", truncate(string(v), maxLoggedArgLen))
 		default:
 			s = truncate(fmt.Sprintf("%v", v), maxLoggedArgLen)
