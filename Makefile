@@ -41,6 +41,10 @@ test: deps ## Run every test, integration tests included, with the race detector
 	$(GO) test -run='^$$' -bench=. -benchtime=1x ./... > /dev/null
 	bench/run.sh smoke
 
+.PHONY: pgx-latest
+pgx-latest: deps ## Build with the newest pgx/v5 (in a scratch copy) and run every test that does not need pgxmock.
+	scripts/pgx-latest.sh
+
 .PHONY: fuzz-smoke
 fuzz-smoke: ## Run every fuzz target for a few seconds after its seed corpus (FUZZTIME=5s).
 	scripts/fuzz-smoke.sh

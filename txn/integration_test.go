@@ -24,6 +24,9 @@ import (
 	"github.com/aah/evaldb/txn"
 )
 
+// fastRetries keeps the tests quick.
+var fastRetries = &txn.Options{BaseBackoff: time.Microsecond, MaxBackoff: time.Microsecond}
+
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
 // setup returns two pools on a fresh database: one for the code under test

@@ -1,4 +1,4 @@
-package txn_test
+package mocktest
 
 import (
 	"context"
@@ -25,11 +25,19 @@ var (
 	created  = finished.Add(time.Second)
 )
 
-// mockRun is validRun with everything the mock must match spelled out.
+// mockRun is a valid run with everything the mock must match spelled out.
 func mockRun() txn.Run {
-	r := validRun()
-	r.ID, r.StartedAt, r.FinishedAt = runID, started, &finished
-	return r
+	wrong := "wrong answer"
+	return txn.Run{
+		ID: runID, StartedAt: started, FinishedAt: &finished,
+		Name: "nightly", Model: "gpt-x", Dataset: "arith-v1", Status: txn.StatusCompleted,
+		Config: json.RawMessage(`{"temperature": 0}`),
+		Results: []txn.Result{
+			{CaseID: "c1", Input: "1+1", Expected: "2", Output: "2", Score: 1, Passed: true, LatencyMs: 12, PromptTokens: 5, CompletionTokens: 1},
+			{CaseID: "c2", Input: "2+2", Expected: "4", Output: "5", Score: 0, LatencyMs: 15, Error: &wrong},
+		},
+		Metrics: []txn.Metric{{Name: "accuracy", Value: 0.5}, {Name: "mean_latency_ms", Value: 13.5}},
+	}
 }
 
 // storedRun is r as the database returns it. Column lists, arguments and
@@ -181,7 +189,7 @@ func TestRecordEvalRunConflict(t *testing.T) {
 		{"Config", func(r *txn.Run) { r.Config = json.RawMessage(`{"temperature": 1}`) }},
 		{"StartedAt", func(r *txn.Run) { r.StartedAt = r.StartedAt.Add(time.Microsecond) }},
 		{"ResultScore", func(r *txn.Run) { r.Results[1].Score = 0.25 }},
-		{"ResultErrorNilVsEmpty", func(r *txn.Run) { r.Results[0].Error = ptr("") }},
+		{"ResultErrorNilVsEmpty", func(r *txn.Run) { empty := ""; r.Results[0].Error = &empty }},
 		{"MissingResult", func(r *txn.Run) { r.Results = r.Results[:1] }},
 		{"MetricValue", func(r *txn.Run) { r.Metrics[0].Value = 0.51 }},
 	} {
@@ -242,7 +250,8 @@ func TestRecordEvalRunRetriesUnknownCommit(t *testing.T) {
 func TestRecordEvalRunDefaults(t *testing.T) {
 	t.Parallel()
 	mock := newMock(t)
-	run := validRun()
+	run := mockRun()
+	run.ID, run.StartedAt, run.FinishedAt = uuid.Nil, time.Time{}, nil
 	run.Status, run.Config, run.Results = "", nil, nil
 	before := time.Now()
 	mock.ExpectBegin()

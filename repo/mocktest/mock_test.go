@@ -1,4 +1,4 @@
-package repo
+package mocktest
 
 import (
 	"context"
@@ -14,10 +14,11 @@ import (
 	"github.com/pashagolub/pgxmock/v5"
 
 	"github.com/aah/evaldb/gen"
+	"github.com/aah/evaldb/repo"
 )
 
 // A pgxmock pool stands in for the real one.
-var _ DBTX = pgxmock.PgxPoolIface(nil)
+var _ repo.DBTX = pgxmock.PgxPoolIface(nil)
 
 // notSent is an error pgconn.SafeToRetry accepts: the statement never left
 // the process (as when a pooled connection died while idle).
@@ -26,7 +27,7 @@ type notSent struct{}
 func (notSent) Error() string     { return "write failed: broken pipe" }
 func (notSent) SafeToRetry() bool { return true }
 
-func setupMock(t *testing.T) (pgxmock.PgxPoolIface, *Repo) {
+func setupMock(t *testing.T) (pgxmock.PgxPoolIface, *repo.Repo) {
 	t.Helper()
 	mock, err := pgxmock.NewPool(pgxmock.QueryMatcherOption(pgxmock.QueryMatcherEqual))
 	if err != nil {
@@ -38,7 +39,7 @@ func setupMock(t *testing.T) (pgxmock.PgxPoolIface, *Repo) {
 		}
 		mock.Close()
 	})
-	r, err := New(mock, nil)
+	r, err := repo.New(mock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +52,8 @@ func TestQueriesNotFound(t *testing.T) {
 	id := uuid.New()
 	mock.ExpectQuery(gen.GetEvalRun).WithArgs(id).WillReturnRows(mock.NewRows(gen.GetEvalRunColumns))
 	_, err := r.Queries().GetEvalRun(context.Background(), id)
-	if !errors.Is(err, ErrNotFound) || !errors.Is(err, pgx.ErrNoRows) {
-		t.Errorf("GetEvalRun(missing) = %v, want ErrNotFound wrapping pgx.ErrNoRows", err)
+	if !errors.Is(err, repo.ErrNotFound) || !errors.Is(err, pgx.ErrNoRows) {
+		t.Errorf("GetEvalRun(missing) = %v, want repo.ErrNotFound wrapping pgx.ErrNoRows", err)
 	}
 }
 
@@ -62,9 +63,9 @@ func TestQueriesConflict(t *testing.T) {
 	pgErr := &pgconn.PgError{Code: "23505", ConstraintName: "users_email_key", TableName: "users", Detail: "Key (lower(email))=(a@b.c) already exists."}
 	mock.ExpectQuery(gen.CreateUser).WithArgs("a@b.c", "A").WillReturnError(pgErr)
 	_, err := r.Queries().CreateUser(context.Background(), gen.CreateUserParams{Email: "a@b.c", Name: "A"})
-	var ce *ConflictError
+	var ce *repo.ConflictError
 	if !errors.As(err, &ce) {
-		t.Fatalf("CreateUser(duplicate) = %v, want a *ConflictError", err)
+		t.Fatalf("CreateUser(duplicate) = %v, want a *repo.ConflictError", err)
 	}
 	if diff := cmp.Diff("users_email_key", ce.Constraint); diff != "" {
 		t.Errorf("Constraint mismatch (-want +got):\n%s", diff)
@@ -78,9 +79,9 @@ func TestQueriesErrorMapping(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"AdminShutdownIsConnClosed", &pgconn.PgError{Code: "57P01"}, ErrConnClosed},
-		{"EOFIsConnClosed", io.ErrUnexpectedEOF, ErrConnClosed},
-		{"ConnectErrorIsUnreachable", &pgconn.ConnectError{}, ErrUnreachable},
+		{"AdminShutdownIsConnClosed", &pgconn.PgError{Code: "57P01"}, repo.ErrConnClosed},
+		{"EOFIsConnClosed", io.ErrUnexpectedEOF, repo.ErrConnClosed},
+		{"ConnectErrorIsUnreachable", &pgconn.ConnectError{}, repo.ErrUnreachable},
 		{"DeadlineStays", context.DeadlineExceeded, context.DeadlineExceeded},
 	}
 	for _, tt := range tests {
@@ -145,8 +146,8 @@ func TestRetryNeverSent(t *testing.T) {
 		mock, r := setupMock(t)
 		mock.ExpectExec(gen.DeleteEvalRun).WithArgs(id).WillReturnError(notSent{})
 		mock.ExpectExec(gen.DeleteEvalRun).WithArgs(id).WillReturnError(notSent{})
-		if _, err := r.Queries().DeleteEvalRun(ctx, id); !errors.Is(err, ErrConnClosed) {
-			t.Errorf("DeleteEvalRun after two failures = %v, want ErrConnClosed", err)
+		if _, err := r.Queries().DeleteEvalRun(ctx, id); !errors.Is(err, repo.ErrConnClosed) {
+			t.Errorf("DeleteEvalRun after two failures = %v, want repo.ErrConnClosed", err)
 		}
 	})
 	t.Run("NotWhenMaybeSent", func(t *testing.T) {
@@ -155,8 +156,8 @@ func TestRetryNeverSent(t *testing.T) {
 		// An EOF while reading the reply: the DELETE may have run. A retry
 		// would hit no expectation and fail differently.
 		mock.ExpectExec(gen.DeleteEvalRun).WithArgs(id).WillReturnError(io.ErrUnexpectedEOF)
-		if _, err := r.Queries().DeleteEvalRun(ctx, id); !errors.Is(err, io.ErrUnexpectedEOF) || !errors.Is(err, ErrConnClosed) {
-			t.Errorf("DeleteEvalRun = %v, want the EOF as ErrConnClosed, not retried", err)
+		if _, err := r.Queries().DeleteEvalRun(ctx, id); !errors.Is(err, io.ErrUnexpectedEOF) || !errors.Is(err, repo.ErrConnClosed) {
+			t.Errorf("DeleteEvalRun = %v, want the EOF as repo.ErrConnClosed, not retried", err)
 		}
 	})
 	t.Run("ReadOnlyWhenConnectionDied", func(t *testing.T) {
@@ -177,7 +178,7 @@ func TestRetryNeverSent(t *testing.T) {
 		// A read that fails for another reason than a dead connection is
 		// not retried.
 		mock.ExpectQuery(gen.ListEvalMetrics).WithArgs(id).WillReturnError(&pgconn.PgError{Code: "42P01", Message: "relation does not exist"})
-		if _, err := r.Queries().ListEvalMetrics(ctx, id); err == nil || errors.Is(err, ErrConnClosed) {
+		if _, err := r.Queries().ListEvalMetrics(ctx, id); err == nil || errors.Is(err, repo.ErrConnClosed) {
 			t.Errorf("ListEvalMetrics = %v, want the server's error, not retried", err)
 		}
 	})
@@ -190,7 +191,7 @@ func TestQueryTimeoutBoundsStatement(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mock.Close()
-	r, err := New(mock, &Config{QueryTimeout: 10 * time.Millisecond})
+	r, err := repo.New(mock, &repo.Config{QueryTimeout: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,53 +221,19 @@ func TestStatsWithMock(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
-	if _, err := New(nil, nil); err == nil {
-		t.Error("New(nil, nil) succeeded, want an error")
+	if _, err := repo.New(nil, nil); err == nil {
+		t.Error("repo.New(nil, nil) succeeded, want an error")
 	}
 	mock, _ := pgxmock.NewPool()
 	defer mock.Close()
-	if _, err := New(mock, &Config{Env: "staging"}); err == nil {
-		t.Error(`New(Env "staging") succeeded, want an error`)
+	if _, err := repo.New(mock, &repo.Config{Env: "staging"}); err == nil {
+		t.Error(`repo.New(Env "staging") succeeded, want an error`)
 	}
-	if _, err := New(mock, &Config{QueryTimeout: -time.Second}); err == nil {
-		t.Error("New(QueryTimeout -1s) succeeded, want an error")
+	if _, err := repo.New(mock, &repo.Config{QueryTimeout: -time.Second}); err == nil {
+		t.Error("repo.New(QueryTimeout -1s) succeeded, want an error")
 	}
-	if _, err := Open(context.Background(), &Config{}); err == nil {
-		t.Error("Open(no URL) succeeded, want an error")
-	}
-}
-
-func TestQueryName(t *testing.T) {
-	t.Parallel()
-	tests := map[string]string{
-		gen.GetEvalRun:                       "GetEvalRun",
-		gen.CountConnectionsByState:          "CountConnectionsByState",
-		"SELECT 1":                           "other",
-		"-- name: \nSELECT 1":                "other",
-		"-- name: X :exec":                   "X",
-		"-- name: Y\tSELECT":                 "Y",
-		"begin":                              "begin",
-		"COMMIT":                             "commit",
-		"rollback":                           "rollback",
-		"begin isolation level serializable": "begin",
-	}
-	for sql, want := range tests {
-		if got := QueryName(sql); got != want {
-			t.Errorf("QueryName(%q) = %q, want %q", sql, got, want)
-		}
-	}
-}
-
-func TestFormatArgs(t *testing.T) {
-	t.Parallel()
-	long := make([]byte, 100)
-	for i := range long {
-		long[i] = 'a'
-	}
-	got := formatArgs([]any{1, "x", string(long), nil, 2, 3, 4, 5, 6, 7, 8, 9})
-	want := `[1 "x" "` + string(long[:64]) + `…(100 bytes)" <nil> 2 3 4 5 6 7 …2 more]`
-	if got != want {
-		t.Errorf("formatArgs = %s\nwant %s", got, want)
+	if _, err := repo.Open(context.Background(), &repo.Config{}); err == nil {
+		t.Error("repo.Open(no URL) succeeded, want an error")
 	}
 }
 
@@ -280,7 +247,7 @@ func TestQueryCanceledIsContextError(t *testing.T) {
 	t.Run("CanceledCtx", func(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := context.WithCancel(context.Background())
-		r, err := New(cancelingExec{cancel: cancel, err: qc}, nil)
+		r, err := repo.New(cancelingExec{cancel: cancel, err: qc}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -297,7 +264,7 @@ func TestQueryCanceledIsContextError(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer mock.Close()
-		r, err := New(mock, &Config{QueryTimeout: time.Minute})
+		r, err := repo.New(mock, &repo.Config{QueryTimeout: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +286,7 @@ func TestQueryCanceledIsContextError(t *testing.T) {
 // cancelingExec's Exec cancels the caller's context and then fails with
 // err, as a statement answered by the server's cancellation does.
 type cancelingExec struct {
-	DBTX
+	repo.DBTX
 	cancel context.CancelFunc
 	err    error
 }
@@ -348,9 +315,9 @@ func TestBatchRowsErrTranslated(t *testing.T) {
 	}
 	// pgxmock reports a row's error while that row is current.
 	rows.Next()
-	var conflict *ConflictError
+	var conflict *repo.ConflictError
 	if err := rows.Err(); !errors.As(err, &conflict) || conflict.Constraint != "eval_metrics_pkey" {
-		t.Errorf("rows.Err() = %v, want a *ConflictError naming eval_metrics_pkey", err)
+		t.Errorf("rows.Err() = %v, want a *repo.ConflictError naming eval_metrics_pkey", err)
 	}
 	rows.Close()
 	_ = br.Close()
