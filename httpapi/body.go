@@ -34,15 +34,17 @@ func (e *bodyError) Error() string {
 // and every \u escape in a string must be a whole UTF-16 character, not a
 // lone surrogate half. encoding/json turns both into U+FFFD, so a client's
 // bytes would be stored as something else than what it sent. It tracks JSON
-// string and escape state across reads, so a sequence split between two
-// reads is checked like any other.
+// string and escape state across reads, and holds back a UTF-8 sequence
+// split between two reads until it is whole, so the decoder sees the same
+// bytes, and the same first problem is reported, however the body is split.
 type checkReader struct {
-	r   io.Reader
-	off int64 // offset of the next byte examined
-	err error
+	r        io.Reader
+	off      int64 // offset of the next byte examined
+	err      error
+	detected int64 // offset of the byte at which err was found
 
-	carry [utf8.UTFMax]byte // an incomplete UTF-8 sequence from the previous read
-	nc    int
+	held  [utf8.UTFMax]byte // the start of a sequence the last read split
+	nheld int
 
 	inString bool
 	esc      int  // 0: none; 1: after '\'; 2-5: reading the 4 hex digits of \u
@@ -52,8 +54,11 @@ type checkReader struct {
 	highOff  int64
 }
 
+// fail records a problem found at the byte at c.off, reported at off
+// (where the offending sequence or escape starts).
 func (c *checkReader) fail(off int64, format string, args ...any) error {
 	c.err = &bodyError{Offset: off, Message: fmt.Sprintf(format, args...)}
+	c.detected = c.off
 	return c.err
 }
 
@@ -61,66 +66,63 @@ func (c *checkReader) Read(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	n, err := c.r.Read(p)
-	if cerr := c.check(p[:n]); cerr != nil {
-		return 0, cerr
+	if len(p) < utf8.UTFMax {
+		return 0, errors.New("httpapi: checkReader needs reads of at least 4 bytes")
 	}
-	if err == io.EOF {
-		if c.nc > 0 {
-			return n, c.fail(c.off-int64(c.nc), "the body ends inside a UTF-8 sequence; send valid UTF-8")
+	for {
+		h := copy(p, c.held[:c.nheld])
+		c.nheld = 0
+		n, err := c.r.Read(p[h:])
+		n += h
+		start := c.off
+		whole, cerr := c.check(p[:n], err == io.EOF)
+		if cerr != nil {
+			// Pass on the bytes before the bad one: the decoder reads them
+			// first, so the earliest problem is reported however the body
+			// is split into reads.
+			return int(max(0, c.detected-start)), cerr
 		}
-		if c.high {
-			return n, c.fail(c.highOff, "the body ends after a lone UTF-16 high surrogate escape")
+		c.nheld = copy(c.held[:], p[whole:n])
+		if err == io.EOF && c.high {
+			return whole, c.fail(c.highOff, "the body ends after a lone UTF-16 high surrogate escape")
+		}
+		if whole > 0 || err != nil {
+			return whole, err
 		}
 	}
-	return n, err
 }
 
-func (c *checkReader) check(b []byte) error {
+// check examines b and returns how many of its bytes are whole characters:
+// an incomplete sequence at its end is left for the next read, unless eof.
+func (c *checkReader) check(b []byte, eof bool) (int, error) {
 	i := 0
-	// Finish a sequence left incomplete by the previous read.
-	for c.nc > 0 && i < len(b) {
-		c.carry[c.nc] = b[i]
-		c.nc++
-		i++
-		if utf8.FullRune(c.carry[:c.nc]) {
-			start := c.off - int64(c.nc-1)
-			if r, _ := utf8.DecodeRune(c.carry[:c.nc]); r == utf8.RuneError {
-				return c.fail(start, "invalid UTF-8; the body must be UTF-8 (RFC 8259)")
-			}
-			if err := c.char(); err != nil {
-				return err
-			}
-			c.nc = 0
-		}
-		c.off++
-	}
 	for i < len(b) {
 		ch := b[i]
 		if ch < utf8.RuneSelf {
 			if err := c.ascii(c.off, ch); err != nil {
-				return err
+				return i, err
 			}
 			i++
 			c.off++
 			continue
 		}
 		if !utf8.FullRune(b[i:]) {
-			c.nc = copy(c.carry[:], b[i:])
-			c.off += int64(len(b) - i)
-			return nil
+			if eof {
+				return i, c.fail(c.off, "the body ends inside a UTF-8 sequence; send valid UTF-8")
+			}
+			return i, nil
 		}
 		r, size := utf8.DecodeRune(b[i:])
 		if r == utf8.RuneError && size == 1 {
-			return c.fail(c.off, "invalid UTF-8 (byte 0x%02x); the body must be UTF-8 (RFC 8259)", ch)
+			return i, c.fail(c.off, "invalid UTF-8 (byte 0x%02x); the body must be UTF-8 (RFC 8259)", ch)
 		}
 		if err := c.char(); err != nil {
-			return err
+			return i, err
 		}
 		i += size
 		c.off += int64(size)
 	}
-	return nil
+	return i, nil
 }
 
 // char handles a non-ASCII character: it can only continue a string.
