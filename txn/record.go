@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/aah/evaldb/cachewrap"
 	"github.com/aah/evaldb/dberr"
 	"github.com/aah/evaldb/gen"
 	"github.com/aah/evaldb/internal/backoff"
@@ -30,8 +32,29 @@ const DefaultCopyThreshold = 1500
 // It is dberr.ErrRunConflict.
 var ErrRunConflict = dberr.ErrRunConflict
 
-// Tables RecordEvalRun writes, invalidated in Options.Cache after COMMIT.
-var runTables = []string{"eval_runs", "eval_results", "eval_metrics"}
+// runQueries are the generated queries RecordEvalRun runs.
+var runQueries = []string{"InsertEvalRun", "InsertEvalResultsUnnest", "InsertEvalResults", "InsertEvalMetricsUnnest"}
+
+// runTables are the tables RecordEvalRun writes, invalidated in
+// Options.Cache after COMMIT: what cachegen derived for its queries, closed
+// over the foreign-key actions and triggers of schema/ (a trigger on
+// eval_runs that writes another table adds that table here).
+var runTables = func() []string {
+	var ts []string
+	for _, q := range runQueries {
+		_, writes, _, ok := cachewrap.QueryTables(q)
+		if !ok {
+			panic("txn: cachewrap knows no query " + q + ": gen/ and cachewrap/ are out of step; run make generate")
+		}
+		for _, t := range writes {
+			if !slices.Contains(ts, t) {
+				ts = append(ts, t)
+			}
+		}
+	}
+	slices.Sort(ts)
+	return ts
+}()
 
 // Run is one evaluation to record with RecordEvalRun.
 type Run struct {
@@ -120,7 +143,8 @@ func RecordEvalRun(ctx context.Context, db Beginner, run Run) (Recorded, error) 
 // FinishedAt) are not compared. When the connection is lost during COMMIT it
 // retries (up to Options.MaxAttempts) and so records the run exactly once.
 // Other errors are those of Do. opts nil means defaults; opts.Cache is told
-// about eval_runs, eval_results and eval_metrics after COMMIT. Safe for
+// after COMMIT about the tables it wrote: eval_runs, eval_results,
+// eval_metrics and whatever their triggers in schema/ write. Safe for
 // concurrent use when db is.
 func RecordEvalRunWithOptions(ctx context.Context, db Beginner, run Run, opts *Options) (Recorded, error) {
 	o, err := opts.resolve()

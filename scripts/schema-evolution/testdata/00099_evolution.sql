@@ -34,6 +34,9 @@ $$;
 -- +goose StatementEnd
 CREATE TRIGGER datasets_audit AFTER INSERT OR UPDATE OR DELETE ON datasets
     FOR EACH STATEMENT EXECUTE FUNCTION audit_datasets();
+-- Recording a run writes dataset_audit too: txn.RecordEvalRun must invalidate it.
+CREATE TRIGGER eval_runs_audit AFTER INSERT ON eval_runs
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_datasets();
 
 CREATE VIEW dataset_run_counts AS
     SELECT d.id, d.name, count(r.id) AS runs
@@ -51,6 +54,7 @@ $$;
 -- +goose Down
 DROP FUNCTION dataset_pass_rate(bigint);
 DROP VIEW dataset_run_counts;
+DROP TRIGGER eval_runs_audit ON eval_runs;
 DROP TRIGGER datasets_audit ON datasets;
 DROP FUNCTION audit_datasets();
 DROP TABLE dataset_audit;

@@ -20,9 +20,9 @@ import (
 	"github.com/aah/evaldb/txn"
 )
 
-func evoOpen(t *testing.T, url string) *repo.Repo {
+func evoOpen(t *testing.T, url string, listen bool) *repo.Repo {
 	t.Helper()
-	r, err := repo.Open(context.Background(), &repo.Config{URL: url, Env: repo.Test,
+	r, err := repo.Open(context.Background(), &repo.Config{URL: url, Env: repo.Test, DisableListen: !listen,
 		CacheOptions: &cachewrap.Options{TTL: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,10 @@ func evoEventually(t *testing.T, what string, check func() bool) {
 func TestSchemaEvolution(t *testing.T) {
 	ctx := context.Background()
 	url := dbtest.URL(t)
-	a, b := evoOpen(t, url), evoOpen(t, url)
+	a, b := evoOpen(t, url, true), evoOpen(t, url, true)
+	// own hears nothing from other processes: what it sees fresh, its own
+	// writes invalidated.
+	own := evoOpen(t, url, false)
 	qa, qb := a.Queries(), b.Queries()
 	plain, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -143,6 +146,18 @@ func TestSchemaEvolution(t *testing.T) {
 	}
 	if after, err := qa.CountDatasetAudit(ctx); err != nil || after != before+1 {
 		t.Errorf("CountDatasetAudit() after a rename = %d, %v; want %d (the trigger's table was not invalidated)", after, err, before+1)
+	}
+
+	// Recording a run invalidates what the trigger on eval_runs writes.
+	audits, err := own.Queries().CountDatasetAudit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := own.RecordEvalRun(ctx, evolutionRun("r3", true), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := own.Queries().CountDatasetAudit(ctx); err != nil || got != audits+1 {
+		t.Errorf("CountDatasetAudit() after RecordEvalRun = %d, %v; want %d (RecordEvalRun did not invalidate its trigger's table)", got, err, audits+1)
 	}
 
 	// nextval is a write: never read-only, never cached.
