@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The schema-evolution test (issue 13), run by .ci/run: in a scratch copy of
 # the repository, apply a representative schema change (new tables, a new
-# nullable column with a foreign-key action, a trigger that writes another
-# table, a view, a SQL function) and queries with the annotations the
-# generated layer supports, regenerate, run `make verify`, the packages that
+# nullable column with a foreign-key action, triggers that write another
+# table, a view, a SQL function) and queries with :one :many :exec :execrows
+# :execresult :copyfrom (and a :batchexec one, which generation must refuse
+# without changing anything), regenerate, run `make verify`, the packages that
 # mirror the schema, and coherence checks of the new queries: own writes,
 # another instance, plain SQL. The change lives in
 # scripts/schema-evolution/testdata/.
@@ -25,6 +26,15 @@ cp "$data/evolution.sql" queries/
 make generate
 cp "$data/evolution_test.go" repo/evolution_test.go
 git add -A && git -c user.email=ci@evaldb -c user.name=ci commit -qm evolution
+
+echo "schema-evolution: a refused query changes no generated file"
+cp "$data/evolution_batch.sql" queries/
+if make generate > batch.log 2>&1; then
+	echo "schema-evolution: make generate accepted a :batchexec query the facade cannot run"; exit 1
+fi
+grep -q 'TagDatasetsBatch is :batchexec' batch.log || { cat batch.log; echo "schema-evolution: no error naming the :batchexec query"; exit 1; }
+rm queries/evolution_batch.sql batch.log
+test -z "$(git status --porcelain)" || { git status --short; echo "schema-evolution: a failed make generate changed files"; exit 1; }
 
 echo "schema-evolution: make verify"
 make verify

@@ -42,3 +42,7 @@ SELECT tag FROM dataset_tags WHERE dataset_id = @dataset_id ORDER BY tag;
 -- NextAuditID calls nextval: a write, never sent to a replica.
 -- name: NextAuditID :one
 SELECT nextval('dataset_audit_id_seq')::bigint AS id;
+
+-- UntagDataset removes a tag (:exec).
+-- name: UntagDataset :exec
+DELETE FROM dataset_tags WHERE dataset_id = @dataset_id AND tag = @tag;

@@ -135,6 +135,14 @@ func TestSchemaEvolution(t *testing.T) {
 	evoEventually(t, "instance a sees a plain-SQL write to a new table", func() bool { return tags(qa) == 2 })
 	evoEventually(t, "instance b sees a plain-SQL write to a new table", func() bool { return tags(qb) == 2 })
 
+	// :exec: a write, invalidating the tags it removed.
+	if err := qa.UntagDataset(ctx, gen.UntagDatasetParams{DatasetID: ds.ID, Tag: "easy"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tags(qa); got != 1 {
+		t.Errorf("ListDatasetTags() after UntagDataset (:exec) = %d tags, want 1", got)
+	}
+
 	// A trigger's writes invalidate: the cached audit count changes after a
 	// rename (datasets' trigger writes dataset_audit), in this instance at once.
 	before, err := qa.CountDatasetAudit(ctx)
