@@ -2,16 +2,21 @@
 // path: querymeta/queries_gen.go (the per-query metadata table),
 // repo/queries_gen.go (the typed facade of repo.Queries, one line per
 // method into repo's generic run) and cachewrap/querier_gen.go (the cache's
-// keys, copies and sizes, and its own gen.Querier).
+// keys, copies and sizes, and its own gen.Querier); also
+// gen/statements_gen.go (arguments, scans and columns per query, stmtgen.go),
+// cachewrap/querier_fake_gen_test.go (fakegen.go), and
+// schema/generated/notify_gen.sql with schema/tables_gen.go (triggers.go).
 //
 // It reads gen/ (the Querier interface, its doc comments, the exported query
 // constants and the row and parameter types), parses every query's SQL with
 // PostgreSQL's own parser (pg_query_go) to find the tables it reads and
-// writes, follows the cascading foreign keys of schema/, and reads each
+// writes, follows the views, functions, triggers and cascading foreign keys
+// of schema/ (sql.go), and reads each
 // query's cache policy from a "cache:" line of its comment in queries/:
 //
 //	-- cache: ttl=30s swr=10s
 //	-- cache: off
+//	-- cache: reads=eval_runs,eval_results   (for calls it cannot analyse)
 //
 // It is the whole of `make generate` (and of `go generate`, through the
 // root's generate.go): it runs sqlc and then its own steps into a scratch
