@@ -52,7 +52,8 @@ const (
 	// Absent when the statement is not cached.
 	AttrCache = attribute.Key("evaldb.cache")
 	// AttrConnWait is the time spent waiting for a pooled connection, in
-	// seconds.
+	// seconds. Absent when no connection was waited for (a cache hit, a
+	// statement in a transaction, a load shared with another caller).
 	AttrConnWait = attribute.Key("evaldb.connection.wait")
 	// AttrReplica is true when a read replica served the statement.
 	AttrReplica = attribute.Key("evaldb.replica")
@@ -183,7 +184,7 @@ func (o *Observer) StartStatement(ctx context.Context, s *observe.Statement) (co
 		if e.Cache != observe.CacheNone {
 			end = append(end, AttrCache.String(string(e.Cache)))
 		}
-		if e.Cache != observe.CacheHit {
+		if e.ConnWait > 0 {
 			end = append(end, AttrConnWait.Float64(e.ConnWait.Seconds()))
 		}
 		if e.Replica {

@@ -17,6 +17,7 @@ import (
 	"github.com/aah/evaldb/dberr"
 	"github.com/aah/evaldb/gen"
 	"github.com/aah/evaldb/internal/backoff"
+	"github.com/aah/evaldb/observe"
 )
 
 // DefaultCopyThreshold is the number of results from which RecordEvalRun
@@ -151,6 +152,19 @@ func RecordEvalRunWithOptions(ctx context.Context, db Beginner, run Run, opts *O
 	if err != nil {
 		return Recorded{}, err
 	}
+	var method observe.Method
+	if o.Observer == nil {
+		return record(ctx, db, run, &o, &method)
+	}
+	ctx, end := o.Observer.StartRecord(ctx, &observe.Record{Results: len(run.Results), Metrics: len(run.Metrics)})
+	rec, err := record(ctx, db, run, &o, &method)
+	end(&observe.RecordEnd{Method: method, AlreadyRecorded: rec.AlreadyRecorded, Err: err})
+	return rec, err
+}
+
+// record is RecordEvalRunWithOptions with resolved options; it sets
+// *method to how the results are sent once it knows.
+func record(ctx context.Context, db Beginner, run Run, o *Options, method *observe.Method) (Recorded, error) {
 	if err := Validate(run); err != nil {
 		return Recorded{}, err
 	}
@@ -159,10 +173,14 @@ func RecordEvalRunWithOptions(ctx context.Context, db Beginner, run Run, opts *O
 		return Recorded{}, err
 	}
 	useCopy := (o.CopyThreshold >= 0 && len(run.Results) >= o.CopyThreshold) || simpleProtocol(db)
+	*method = observe.MethodBatch
+	if useCopy {
+		*method = observe.MethodCopy
+	}
 
 	for attempt := 1; ; attempt++ {
 		var rec Recorded
-		err := do(ctx, db, &o, func(ctx context.Context, tx *Tx) error {
+		err := do(ctx, db, o, func(ctx context.Context, tx *Tx) error {
 			tx.Touch(runTables...)
 			var err error
 			if useCopy {
@@ -177,7 +195,7 @@ func RecordEvalRunWithOptions(ctx context.Context, db Beginner, run Run, opts *O
 		}
 		var conflict *dberr.ConflictError
 		if errors.As(err, &conflict) && conflict.Constraint == "eval_runs_pkey" {
-			rec, found, cerr := checkExisting(ctx, db, &o, rr)
+			rec, found, cerr := checkExisting(ctx, db, o, rr)
 			if cerr != nil || found {
 				return rec, cerr
 			}
