@@ -75,6 +75,8 @@ func TestHostileInput(t *testing.T) {
 		{"NULInName", "POST", "/runs", `{"name":"a\u0000b","model":"m","dataset":"d"}`, 400, `"field":"name"`},
 		{"NULInOutput", "POST", "/runs", run(`{"case_id":"c","output":"\u0000"}`), 400, `"field":"results.output"`},
 		{"NULInConfig", "POST", "/runs", `{"name":"n","model":"m","dataset":"d","config":{"k":"\u0000"}}`, 400, `"field":"config"`},
+		{"ConfigNumberOutOfRange", "POST", "/runs", `{"name":"n","model":"m","dataset":"d","config":{"k":1e131072}}`, 400, `"field":"config"`},
+		{"ConfigTooDeep", "POST", "/runs", `{"name":"n","model":"m","dataset":"d","config":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`, 400, "invalid JSON"},
 		{"NaNScore", "POST", "/runs", run(`{"case_id":"c","score":NaN}`), 400, "invalid JSON"},
 		{"InfinityScore", "POST", "/runs", run(`{"case_id":"c","score":Infinity}`), 400, "invalid JSON"},
 		{"OverflowScore", "POST", "/runs", run(`{"case_id":"c","score":1e400}`), 400, "results[0].score"},
