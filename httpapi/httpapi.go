@@ -19,8 +19,10 @@ package httpapi
 
 import (
 	_ "embed"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,7 +114,21 @@ func New(r *repo.Repo, o *Options) *Handler {
 // ServeHTTP routes the request. What the mux would answer in plain text
 // (404 for an unknown path, 405 for a known path with another method) is
 // answered in the error shape instead, with the mux's Allow header.
+//
+// A panic in a handler is answered as a 500 in the error shape and logged
+// with its stack (not its value, which could hold anything), instead of
+// net/http's dropped connection.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			h.log.ErrorContext(req.Context(), "httpapi: handler panicked", "method", req.Method, "path", req.URL.Path,
+				"panic_type", fmt.Sprintf("%T", v), "stack", string(debug.Stack()))
+			h.writeError(w, http.StatusInternalServerError, Error{Code: CodeInternal, Message: "internal error"})
+		}
+	}()
 	handler, pattern := h.mux.Handler(req)
 	if pattern != "" {
 		h.mux.ServeHTTP(w, req) // sets the path values

@@ -476,3 +476,30 @@ func TestPrefix(t *testing.T) {
 		t.Errorf("following next through the mounting mux = %d %s", rec.Code, rec.Body.String())
 	}
 }
+
+// panicking is an executor whose every statement panics, as a bug would.
+type panicking struct{ failing }
+
+func (panicking) QueryRow(context.Context, string, ...any) pgx.Row {
+	panic("a bug holding postgres://u:" + testSecret + "@db/x")
+}
+
+// TestPanicAnswersJSON: a panic in a handler is a 500 in the error shape,
+// logged with its stack but not its value.
+func TestPanicAnswersJSON(t *testing.T) {
+	t.Parallel()
+	r, err := repo.New(panicking{}, &repo.Config{DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	h := New(r, &Options{Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs}, nil))})
+	res := call(t, h, "GET", "/runs/"+uuid.NewString(), nil)
+	if res.Code != 500 || res.JSON(t)["code"] != CodeInternal {
+		t.Errorf("GET on a panicking executor = %d %s, want 500 internal", res.Code, res.Body)
+	}
+	if !strings.Contains(logs.String(), "handler panicked") {
+		t.Errorf("the panic is not logged:\n%s", logs.String())
+	}
+	scanSecret(t, "service log", logs.String())
+}
