@@ -144,7 +144,12 @@ func New(opts *Options) (*Observer, error) {
 }
 
 func serverAttrs(s observe.Server) []attribute.KeyValue {
-	a := []attribute.KeyValue{semconv.DBSystemNamePostgreSQL}
+	return appendServer(make([]attribute.KeyValue, 0, 8), s)
+}
+
+// appendServer appends the attributes that identify the server.
+func appendServer(a []attribute.KeyValue, s observe.Server) []attribute.KeyValue {
+	a = append(a, semconv.DBSystemNamePostgreSQL)
 	if s.Database != "" {
 		a = append(a, semconv.DBNamespace(s.Database))
 	}
@@ -164,7 +169,8 @@ func (o *Observer) StartStatement(ctx context.Context, s *observe.Statement) (co
 	if name == "" {
 		name = "other"
 	}
-	attrs := append(serverAttrs(s.Server), semconv.DBQuerySummary(name))
+	attrs := appendServer(make([]attribute.KeyValue, 0, 9), s.Server)
+	attrs = append(attrs, semconv.DBQuerySummary(name))
 	if s.Operation != "" {
 		attrs = append(attrs, semconv.DBOperationName(s.Operation))
 	}
@@ -180,28 +186,31 @@ func (o *Observer) StartStatement(ctx context.Context, s *observe.Statement) (co
 		if e == nil {
 			e = &observe.StatementEnd{}
 		}
-		var end []attribute.KeyValue
-		if e.Cache != observe.CacheNone {
-			end = append(end, AttrCache.String(string(e.Cache)))
-		}
-		if e.ConnWait > 0 {
-			end = append(end, AttrConnWait.Float64(e.ConnWait.Seconds()))
-		}
-		if e.Replica {
-			end = append(end, AttrReplica.Bool(true))
-		}
-		if e.Retries > 0 {
-			end = append(end, AttrRetries.Int(e.Retries))
-		}
 		failure := failed(e.Err)
-		if failure != nil {
-			end = append(end, failure.attrs()...)
-			span.SetStatus(codes.Error, failure.message)
+		if span.IsRecording() {
+			end := make([]attribute.KeyValue, 0, 6)
+			if e.Cache != observe.CacheNone {
+				end = append(end, AttrCache.String(string(e.Cache)))
+			}
+			if e.ConnWait > 0 {
+				end = append(end, AttrConnWait.Float64(e.ConnWait.Seconds()))
+			}
+			if e.Replica {
+				end = append(end, AttrReplica.Bool(true))
+			}
+			if e.Retries > 0 {
+				end = append(end, AttrRetries.Int(e.Retries))
+			}
+			if failure != nil {
+				end = append(end, failure.attrs()...)
+				span.SetStatus(codes.Error, failure.message)
+			}
+			span.SetAttributes(end...)
 		}
-		span.SetAttributes(end...)
 		span.End()
 		if o.metrics {
-			m := append(serverAttrs(server), semconv.DBQuerySummary(name))
+			m := appendServer(make([]attribute.KeyValue, 0, 10), server)
+			m = append(m, semconv.DBQuerySummary(name))
 			if op != "" {
 				m = append(m, semconv.DBOperationName(op))
 			}
