@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -212,6 +213,16 @@ type runBody struct {
 	FinishedAt *time.Time      `json:"finished_at"`
 }
 
+// runBodyFields maps runBody's JSON names to its fields' indexes.
+var runBodyFields = func() map[string]int {
+	m := map[string]int{}
+	for i, f := range reflect.VisibleFields(reflect.TypeFor[runBody]()) {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		m[name] = i
+	}
+	return m
+}()
+
 type resultBody struct {
 	CaseID           string  `json:"case_id"`
 	Input            string  `json:"input"`
@@ -255,24 +266,7 @@ func decodeRun(r io.Reader) (txn.Run, error) {
 			return run, &bodyError{Offset: dec.InputOffset(), Message: fmt.Sprintf("field %q appears twice; send it once", key)}
 		}
 		seen[key] = true
-		var target any
 		switch key {
-		case "id":
-			target = &body.ID
-		case "name":
-			target = &body.Name
-		case "model":
-			target = &body.Model
-		case "dataset":
-			target = &body.Dataset
-		case "status":
-			target = &body.Status
-		case "config":
-			target = &body.Config
-		case "started_at":
-			target = &body.StartedAt
-		case "finished_at":
-			target = &body.FinishedAt
 		case "results":
 			if run.Results, err = decodeArray[resultBody, txn.Result](dec, "results", txn.MaxResults,
 				func(b resultBody) txn.Result { return txn.Result(b) }); err != nil {
@@ -285,9 +279,12 @@ func decodeRun(r io.Reader) (txn.Run, error) {
 				return run, err
 			}
 			continue
-		default:
+		}
+		i, ok := runBodyFields[key]
+		if !ok {
 			return run, &bodyError{Offset: dec.InputOffset(), Message: fmt.Sprintf("unknown field %q; the fields are listed at /openapi.json", truncate(key))}
 		}
+		target := reflect.ValueOf(&body).Elem().Field(i).Addr().Interface()
 		if err := dec.Decode(target); err != nil {
 			return run, jsonError(err, key)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/aah/evaldb/internal/backoff"
 	"github.com/aah/evaldb/internal/pgcluster"
 )
 
@@ -84,7 +85,7 @@ func startLocalDB(ctx context.Context, w io.Writer, getenv func(string) string) 
 			}
 			// Starting up or shutting down: wait and look again.
 			lastErr = err
-			if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			if err := backoff.Sleep(ctx, 100*time.Millisecond); err != nil {
 				return nil, err
 			}
 			continue
@@ -129,17 +130,6 @@ func transient(err error) bool {
 		}
 	}
 	return errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func ensureDatabase(ctx context.Context, adminURL, name string) error {
@@ -190,7 +180,7 @@ func (l *localDB) Close(w io.Writer) {
 			fmt.Fprintf(w, "evaldb: waiting for %d connection(s) of other evaldb commands to end before stopping the local PostgreSQL (interrupt to stop it now)\n", n)
 			said = true
 		}
-		_ = sleepCtx(ctx, 200*time.Millisecond)
+		_ = backoff.Sleep(ctx, 200*time.Millisecond)
 	}
 	_ = l.cluster.Stop()
 }
