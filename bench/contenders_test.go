@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -122,8 +123,15 @@ FROM eval_results WHERE run_id = $1 AND case_id > $2 ORDER BY case_id LIMIT $3`,
 	if err := rows.Err(); err != nil {
 		return summary{}, err
 	}
+	// A caller keeps the page it asked for, so it lives on the heap, as
+	// every other contender's does; without this the compiler would place
+	// it on the stack and the floor would not allocate the page at all.
+	keptPage.Store(&out)
 	return pageSummary(len(out), func(i int) string { return out[i].CaseID }), nil
 }
+
+// keptPage holds the pgx contender's last page (see pgxContender.Page).
+var keptPage atomic.Pointer[[]gen.EvalResult]
 
 // Student uses the same single-round-trip SQL as evaldb (gen.GetStudentWithMetrics):
 // the floor is the best query, scanned by hand.

@@ -3,6 +3,7 @@
 package gen
 
 import (
+	"context"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -29,6 +30,28 @@ func ScanCountConnectionsByState(row pgx.Row) (CountConnectionsByStateRow, error
 // CountConnectionsByStateValues returns a row of CountConnectionsByState as values in CountConnectionsByStateColumns order.
 func CountConnectionsByStateValues(i CountConnectionsByStateRow) []any {
 	return []any{i.State, i.Connections}
+}
+
+// CountConnectionsByStateInto runs CountConnectionsByState as gen.Queries.CountConnectionsByState does, appending its rows to items;
+// a caller that knows how many rows to expect passes a slice of that capacity.
+func (q *Queries) CountConnectionsByStateInto(ctx context.Context, items []CountConnectionsByStateRow) ([]CountConnectionsByStateRow, error) {
+	rows, err := q.db.Query(ctx, CountConnectionsByState)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+
+	for rows.Next() {
+		var i CountConnectionsByStateRow
+		if err := rows.Scan(&i.State, &i.Connections); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 // CreateStudentProfileArgs returns the arguments gen.Queries.CreateStudentProfile sends with the SQL CreateStudentProfile,
@@ -98,6 +121,37 @@ func ScanEvalLeaderboard(row pgx.Row) (EvalLeaderboardRow, error) {
 // EvalLeaderboardValues returns a row of EvalLeaderboard as values in EvalLeaderboardColumns order.
 func EvalLeaderboardValues(i EvalLeaderboardRow) []any {
 	return []any{i.Model, i.Runs, i.Results, i.PassRate, i.MeanScore, i.P50LatencyMs, i.P95LatencyMs, i.Tokens}
+}
+
+// EvalLeaderboardInto runs EvalLeaderboard as gen.Queries.EvalLeaderboard does, appending its rows to items;
+// a caller that knows how many rows to expect passes a slice of that capacity.
+func (q *Queries) EvalLeaderboardInto(ctx context.Context, runIds []uuid.UUID, items []EvalLeaderboardRow) ([]EvalLeaderboardRow, error) {
+	rows, err := q.db.Query(ctx, EvalLeaderboard, runIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+
+	for rows.Next() {
+		var i EvalLeaderboardRow
+		if err := rows.Scan(
+			&i.Model,
+			&i.Runs,
+			&i.Results,
+			&i.PassRate,
+			&i.MeanScore,
+			&i.P50LatencyMs,
+			&i.P95LatencyMs,
+			&i.Tokens,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 // GetEvalRunArgs returns the arguments gen.Queries.GetEvalRun sends with the SQL GetEvalRun,
@@ -307,6 +361,28 @@ func ListEvalMetricsValues(i EvalMetric) []any {
 	return []any{i.RunID, i.Name, i.Value}
 }
 
+// ListEvalMetricsInto runs ListEvalMetrics as gen.Queries.ListEvalMetrics does, appending its rows to items;
+// a caller that knows how many rows to expect passes a slice of that capacity.
+func (q *Queries) ListEvalMetricsInto(ctx context.Context, runID uuid.UUID, items []EvalMetric) ([]EvalMetric, error) {
+	rows, err := q.db.Query(ctx, ListEvalMetrics, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+
+	for rows.Next() {
+		var i EvalMetric
+		if err := rows.Scan(&i.RunID, &i.Name, &i.Value); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 // ListEvalResultsArgs returns the arguments gen.Queries.ListEvalResults sends with the SQL ListEvalResults,
 // in order: queue them in a pgx.Batch, or expect them in a pgxmock test.
 func ListEvalResultsArgs(arg ListEvalResultsParams) []any {
@@ -326,6 +402,40 @@ func ScanListEvalResults(row pgx.Row) (EvalResult, error) {
 // ListEvalResultsValues returns a row of ListEvalResults as values in ListEvalResultsColumns order.
 func ListEvalResultsValues(i EvalResult) []any {
 	return []any{i.RunID, i.CaseID, i.Input, i.Expected, i.Output, i.Score, i.Passed, i.LatencyMs, i.PromptTokens, i.CompletionTokens, i.Error}
+}
+
+// ListEvalResultsInto runs ListEvalResults as gen.Queries.ListEvalResults does, appending its rows to items;
+// a caller that knows how many rows to expect passes a slice of that capacity.
+func (q *Queries) ListEvalResultsInto(ctx context.Context, arg ListEvalResultsParams, items []EvalResult) ([]EvalResult, error) {
+	rows, err := q.db.Query(ctx, ListEvalResults, arg.RunID, arg.AfterCaseID, arg.RowLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+
+	for rows.Next() {
+		var i EvalResult
+		if err := rows.Scan(
+			&i.RunID,
+			&i.CaseID,
+			&i.Input,
+			&i.Expected,
+			&i.Output,
+			&i.Score,
+			&i.Passed,
+			&i.LatencyMs,
+			&i.PromptTokens,
+			&i.CompletionTokens,
+			&i.Error,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 // ListEvalRunsArgs returns the arguments gen.Queries.ListEvalRuns sends with the SQL ListEvalRuns,
@@ -349,6 +459,44 @@ func ListEvalRunsValues(i EvalRun) []any {
 	return []any{i.ID, i.Name, i.Model, i.Dataset, i.Status, i.Config, i.StartedAt, i.FinishedAt, i.CreatedAt}
 }
 
+// ListEvalRunsInto runs ListEvalRuns as gen.Queries.ListEvalRuns does, appending its rows to items;
+// a caller that knows how many rows to expect passes a slice of that capacity.
+func (q *Queries) ListEvalRunsInto(ctx context.Context, arg ListEvalRunsParams, items []EvalRun) ([]EvalRun, error) {
+	rows, err := q.db.Query(ctx, ListEvalRuns,
+		arg.BeforeCreatedAt,
+		arg.BeforeID,
+		arg.Model,
+		arg.Status,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+
+	for rows.Next() {
+		var i EvalRun
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.Model,
+			&i.Dataset,
+			&i.Status,
+			&i.Config,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 // ListFailedEvalResultsArgs returns the arguments gen.Queries.ListFailedEvalResults sends with the SQL ListFailedEvalResults,
 // in order: queue them in a pgx.Batch, or expect them in a pgxmock test.
 func ListFailedEvalResultsArgs(arg ListFailedEvalResultsParams) []any {
@@ -370,6 +518,40 @@ func ListFailedEvalResultsValues(i EvalResult) []any {
 	return []any{i.RunID, i.CaseID, i.Input, i.Expected, i.Output, i.Score, i.Passed, i.LatencyMs, i.PromptTokens, i.CompletionTokens, i.Error}
 }
 
+// ListFailedEvalResultsInto runs ListFailedEvalResults as gen.Queries.ListFailedEvalResults does, appending its rows to items;
+// a caller that knows how many rows to expect passes a slice of that capacity.
+func (q *Queries) ListFailedEvalResultsInto(ctx context.Context, arg ListFailedEvalResultsParams, items []EvalResult) ([]EvalResult, error) {
+	rows, err := q.db.Query(ctx, ListFailedEvalResults, arg.RunID, arg.AfterCaseID, arg.RowLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+
+	for rows.Next() {
+		var i EvalResult
+		if err := rows.Scan(
+			&i.RunID,
+			&i.CaseID,
+			&i.Input,
+			&i.Expected,
+			&i.Output,
+			&i.Score,
+			&i.Passed,
+			&i.LatencyMs,
+			&i.PromptTokens,
+			&i.CompletionTokens,
+			&i.Error,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 // ListStudentMetricsInWindowArgs returns the arguments gen.Queries.ListStudentMetricsInWindow sends with the SQL ListStudentMetricsInWindow,
 // in order: queue them in a pgx.Batch, or expect them in a pgxmock test.
 func ListStudentMetricsInWindowArgs(arg ListStudentMetricsInWindowParams) []any {
@@ -389,6 +571,39 @@ func ScanListStudentMetricsInWindow(row pgx.Row) (PerformanceMetric, error) {
 // ListStudentMetricsInWindowValues returns a row of ListStudentMetricsInWindow as values in ListStudentMetricsInWindowColumns order.
 func ListStudentMetricsInWindowValues(i PerformanceMetric) []any {
 	return []any{i.ID, i.StudentProfileID, i.Name, i.Value, i.RecordedAt}
+}
+
+// ListStudentMetricsInWindowInto runs ListStudentMetricsInWindow as gen.Queries.ListStudentMetricsInWindow does, appending its rows to items;
+// a caller that knows how many rows to expect passes a slice of that capacity.
+func (q *Queries) ListStudentMetricsInWindowInto(ctx context.Context, arg ListStudentMetricsInWindowParams, items []PerformanceMetric) ([]PerformanceMetric, error) {
+	rows, err := q.db.Query(ctx, ListStudentMetricsInWindow,
+		arg.StudentID,
+		arg.RecordedFrom,
+		arg.RecordedUntil,
+		arg.MetricName,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+
+	for rows.Next() {
+		var i PerformanceMetric
+		if err := rows.Scan(
+			&i.ID,
+			&i.StudentProfileID,
+			&i.Name,
+			&i.Value,
+			&i.RecordedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 // RecordPerformanceMetricArgs returns the arguments gen.Queries.RecordPerformanceMetric sends with the SQL RecordPerformanceMetric,

@@ -142,17 +142,23 @@ func (x queries) ListEvalMetrics(ctx context.Context, runID uuid.UUID) ([]gen.Ev
 
 // ListEvalResults runs gen.Querier.ListEvalResults through run.
 func (x queries) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
-	return run(ctx, x.r, &sListEvalResults, arg, (*gen.Queries).ListEvalResults)
+	return run(ctx, x.r, &sListEvalResults, arg, func(q *gen.Queries, ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
+		return q.ListEvalResultsInto(ctx, arg, make([]gen.EvalResult, 0, rowCap(arg.RowLimit)))
+	})
 }
 
 // ListEvalRuns runs gen.Querier.ListEvalRuns through run.
 func (x queries) ListEvalRuns(ctx context.Context, arg gen.ListEvalRunsParams) ([]gen.EvalRun, error) {
-	return run(ctx, x.r, &sListEvalRuns, arg, (*gen.Queries).ListEvalRuns)
+	return run(ctx, x.r, &sListEvalRuns, arg, func(q *gen.Queries, ctx context.Context, arg gen.ListEvalRunsParams) ([]gen.EvalRun, error) {
+		return q.ListEvalRunsInto(ctx, arg, make([]gen.EvalRun, 0, rowCap(arg.RowLimit)))
+	})
 }
 
 // ListFailedEvalResults runs gen.Querier.ListFailedEvalResults through run.
 func (x queries) ListFailedEvalResults(ctx context.Context, arg gen.ListFailedEvalResultsParams) ([]gen.EvalResult, error) {
-	return run(ctx, x.r, &sListFailedEvalResults, arg, (*gen.Queries).ListFailedEvalResults)
+	return run(ctx, x.r, &sListFailedEvalResults, arg, func(q *gen.Queries, ctx context.Context, arg gen.ListFailedEvalResultsParams) ([]gen.EvalResult, error) {
+		return q.ListFailedEvalResultsInto(ctx, arg, make([]gen.EvalResult, 0, rowCap(arg.RowLimit)))
+	})
 }
 
 // ListStudentMetricsInWindow runs gen.Querier.ListStudentMetricsInWindow through run.

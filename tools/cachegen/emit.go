@@ -416,9 +416,16 @@ func emitFacade(pkg *genPkg) ([]byte, error) {
 	for _, m := range pkg.methods {
 		sig, _ := e.signature(m)
 		sh := e.shape(m)
+		call := e.call(m, "*gen.Queries")
+		if lim, ok := pkg.limits[m.name]; ok && len(m.params) == 1 {
+			// A page: its slice starts at the capacity its LIMIT allows
+			// (gen.<Name>Into, prealloc.go), not empty.
+			call = fmt.Sprintf("func(q *gen.Queries, ctx context.Context, %s %s) (%s, error) { return q.%sInto(ctx, %s, make(%s, 0, rowCap(%s))) }",
+				m.params[0].name, sh.arg, sh.res, m.name, m.params[0].name, sh.res, lim)
+		}
 		e.p("// %s runs gen.Querier.%s through run.", m.name, m.name)
 		e.p("func (x queries) %s {", sig)
-		e.p("%s", sh.wrap(fmt.Sprintf("run(ctx, x.r, &s%s, %s, %s)", m.name, sh.argExpr, e.call(m, "*gen.Queries"))))
+		e.p("%s", sh.wrap(fmt.Sprintf("run(ctx, x.r, &s%s, %s, %s)", m.name, sh.argExpr, call)))
 		e.p("}")
 		e.p("")
 	}

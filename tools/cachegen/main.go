@@ -63,10 +63,11 @@ func run(root string) error {
 	if err != nil {
 		return fmt.Errorf("load gen: %w", err)
 	}
-	stmts, err := emitStatements(filepath.Join(root, "gen"))
+	stmts, limits, err := emitStatements(filepath.Join(root, "gen"))
 	if err != nil {
 		return err
 	}
+	pkg.limits = limits
 	fake, err := emitFake(filepath.Join(root, "gen"))
 	if err != nil {
 		return err
@@ -246,6 +247,10 @@ type genPkg struct {
 	methods []*method
 	consts  map[string]string
 	structs map[string]*ast.StructType
+	// limits holds, for each :many query whose top-level LIMIT binds an
+	// integer argument, that argument as sqlc's method passes it; the
+	// facade presizes the page's slice from it (prealloc.go).
+	limits map[string]string
 }
 
 type param struct {

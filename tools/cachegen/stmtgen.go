@@ -51,18 +51,25 @@ type stmtFunc struct {
 	copyTbl  string
 	copyCols []string
 	copyVals []ast.Expr // r.rows[0].Field...
+	decl     *ast.FuncDecl
+	itemsAt  int    // index of `items := []T{}` in decl's body (a :many method), or -1
+	limit    string // the argument the top-level LIMIT binds, when an integer (see prealloc.go)
 }
 
-func emitStatements(genDir string) ([]byte, error) {
+// emitStatements returns gen/statements_gen.go and, for each :many query
+// whose top-level LIMIT binds an integer argument, that argument's source
+// (see prealloc.go).
+func emitStatements(genDir string) ([]byte, map[string]string, error) {
 	g := &stmtgen{fset: token.NewFileSet(), structs: map[string]*ast.StructType{}}
 	files, err := filepath.Glob(filepath.Join(genDir, "*.go"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sort.Strings(files)
 	funcs := map[string]*stmtFunc{}
 	var order []string
 	iterValues := map[string][]ast.Expr{} // iterator type -> Values() elements
+	consts := map[string]string{}         // the SQL of each query
 	imports := map[string]string{}        // package name -> import path, from sqlc's files
 	for _, f := range files {
 		if strings.HasSuffix(f, "_gen.go") || strings.HasSuffix(f, "_test.go") {
@@ -70,7 +77,7 @@ func emitStatements(genDir string) ([]byte, error) {
 		}
 		af, err := parser.ParseFile(g.fset, f, nil, 0)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, im := range af.Imports {
 			path, _ := strconv.Unquote(im.Path.Value)
@@ -84,6 +91,11 @@ func emitStatements(genDir string) ([]byte, error) {
 			switch d := d.(type) {
 			case *ast.GenDecl:
 				for _, s := range d.Specs {
+					if vs, ok := s.(*ast.ValueSpec); ok && d.Tok == token.CONST && len(vs.Names) == 1 && len(vs.Values) == 1 {
+						if bl, ok := vs.Values[0].(*ast.BasicLit); ok && bl.Kind == token.STRING {
+							consts[vs.Names[0].Name], _ = strconv.Unquote(bl.Value)
+						}
+					}
 					if ts, ok := s.(*ast.TypeSpec); ok {
 						if st, ok := ts.Type.(*ast.StructType); ok {
 							g.structs[ts.Name.Name] = st
@@ -108,7 +120,7 @@ func emitStatements(genDir string) ([]byte, error) {
 				if recv != "Queries" || !d.Name.IsExported() {
 					continue
 				}
-				sf := &stmtFunc{name: d.Name.Name, params: d.Type.Params.List[1:]}
+				sf := &stmtFunc{name: d.Name.Name, params: d.Type.Params.List[1:], decl: d, itemsAt: manyItems(d)}
 				if !g.inspect(d, sf) {
 					continue // a :batch* method: it queues its own batch
 				}
@@ -119,13 +131,24 @@ func emitStatements(genDir string) ([]byte, error) {
 	}
 	sort.Strings(order)
 	var body bytes.Buffer
+	limits := map[string]string{}
 	for _, n := range order {
 		sf := funcs[n]
 		if sf.copyTbl != "" {
 			sf.copyVals = iterValues["iteratorFor"+sf.name]
 		}
 		if err := g.emit(sf); err != nil {
-			return nil, fmt.Errorf("gen.%s: %w", sf.name, err)
+			return nil, nil, fmt.Errorf("gen.%s: %w", sf.name, err)
+		}
+		if sf.itemsAt >= 0 {
+			g.emitInto(sf)
+			lim, err := g.limitArg(sf, consts[sf.name])
+			if err != nil {
+				return nil, nil, err
+			}
+			if lim != "" {
+				limits[sf.name] = lim
+			}
 		}
 	}
 	body, g.b = g.b, bytes.Buffer{}
@@ -166,9 +189,9 @@ func emitStatements(genDir string) ([]byte, error) {
 	}
 	src, err := format.Source(g.b.Bytes())
 	if err != nil {
-		return g.b.Bytes(), fmt.Errorf("gofmt gen/statements_gen.go: %w", err)
+		return g.b.Bytes(), nil, fmt.Errorf("gofmt gen/statements_gen.go: %w", err)
 	}
-	return src, nil
+	return src, limits, nil
 }
 
 func (g *stmtgen) p(f string, args ...any) {
