@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,6 +99,19 @@ func (c *checkReader) Read(p []byte) (int, error) {
 func (c *checkReader) check(b []byte, eof bool) (int, error) {
 	i := 0
 	for i < len(b) {
+		if c.inString && c.esc == 0 && !c.high {
+			// The plain run of a string, up to its next quote or backslash:
+			// only UTF-8 validity matters there, checked a word at a time.
+			end := len(b)
+			if j := bytes.IndexAny(b[i:], "\"\\"); j >= 0 {
+				end = i + j
+			}
+			if end > i && utf8.Valid(b[i:end]) {
+				c.off += int64(end - i)
+				i = end
+				continue
+			}
+		}
 		ch := b[i]
 		if ch < utf8.RuneSelf {
 			if err := c.ascii(c.off, ch); err != nil {
