@@ -10,8 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/aah/evaldb/internal/dsn"
 )
 
 // parsed is the part of Settings a table test compares.
@@ -142,9 +140,9 @@ func TestParseURLRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := ParseURL(tt.url, Development)
-			var de *dsn.Error
+			var de *URLError // what callers name: repo.URLError is dberr.URLError
 			if !errors.As(err, &de) {
-				t.Fatalf("ParseURL(%q) = %v, want a *dsn.Error", tt.url, err)
+				t.Fatalf("ParseURL(%q) = %v, want a *repo.URLError", tt.url, err)
 			}
 			if de.Param != tt.param {
 				t.Errorf("ParseURL(%q) error names %q, want %q (error: %v)", tt.url, de.Param, tt.param, err)
