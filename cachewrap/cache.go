@@ -302,8 +302,10 @@ const (
 // and how to copy and size its result. cachegen generates one per cached
 // query (GetEvalRun, ListEvalResults, ...).
 type Query[A, R any] struct {
-	id   querymeta.ID
-	key  func(*Cache, A) Key
+	id querymeta.ID
+	// key builds the key of a read with argument A and, with find set,
+	// returns its entry (nil when absent), else the key itself.
+	key  func(c *Cache, arg A, find bool) (*entry, string)
 	copy func(R) R
 	size func(R) int64
 }
@@ -311,57 +313,32 @@ type Query[A, R any] struct {
 // ID returns the query's ID.
 func (q *Query[A, R]) ID() querymeta.ID { return q.id }
 
-// Key is the key of one read: built into an array that the caller keeps on
-// its stack, so a hit allocates nothing for it.
+// Key is what Lookup found, for Refresh.
 type Key struct {
-	n    int
-	b    [keyBufSize]byte
-	long string // a key longer than b
-	e    *entry // the stale entry, for Refresh
+	e *entry // the stale entry
 }
 
-func (k *Key) set(b []byte) {
-	if len(b) <= len(k.b) {
-		k.n = len(b)
-		return
+// find returns the entry of key k, or nil.
+func (c *Cache) find(k []byte) *entry {
+	e, ok := c.rc.Get(maphash.Bytes(c.seed, k))
+	if !ok || e.key != string(k) {
+		return nil
 	}
-	k.long = string(b)
-}
-
-func (k *Key) hash(seed maphash.Seed) uint64 {
-	if k.long != "" {
-		return maphash.String(seed, k.long)
-	}
-	return maphash.Bytes(seed, k.b[:k.n])
-}
-
-func (k *Key) equal(s string) bool {
-	if k.long != "" {
-		return k.long == s
-	}
-	return string(k.b[:k.n]) == s
-}
-
-func (k *Key) String() string {
-	if k.long != "" {
-		return k.long
-	}
-	return string(k.b[:k.n])
+	return e
 }
 
 // Lookup looks up the read of q with argument arg. On Fresh and Stale it
-// returns a private copy of the cached value; on Stale and Miss, k is what
-// Refresh or Load need. It returns Off when the query is never cached, c is
-// nil, or the coherence Gate (UseCoherence) says the cache may not be used
-// now. Safe for concurrent use.
+// returns a private copy of the cached value; on Stale, k is what Refresh
+// needs. It returns Off when the query is never cached, c is nil, or the
+// coherence Gate (UseCoherence) says the cache may not be used now. Safe for
+// concurrent use.
 func Lookup[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, k *Key) (R, Outcome) {
 	var zero R
 	if c == nil || c.off[q.id] || !c.admit(ctx) {
 		return zero, Off
 	}
-	*k = q.key(c, arg)
-	e, ok := c.rc.Get(k.hash(c.seed))
-	if !ok || !k.equal(e.key) {
+	e, _ := q.key(c, arg, true)
+	if e == nil {
 		c.m.q[q.id].misses.Add(1)
 		return zero, Miss
 	}
@@ -379,10 +356,13 @@ func Lookup[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, k *K
 	return zero, Miss
 }
 
-// Load runs fn once for all concurrent misses of k (see Cache.load), caches
-// its result unless it failed and returns a private copy.
-func Load[A, R any](ctx context.Context, c *Cache, q *Query[A, R], k *Key, fn func(context.Context) (R, error)) (R, error) {
-	v, err := c.load(ctx, q.id, k.String(), func(ctx context.Context) (any, int64, error) {
+// Load runs fn once for all concurrent misses of the read of q with
+// argument arg (see Cache.load), caches its result unless it failed and
+// returns a private copy. The key is built again here, with the generations
+// of now: a write that ended since Lookup is older than this load.
+func Load[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, fn func(context.Context) (R, error)) (R, error) {
+	_, key := q.key(c, arg, false)
+	v, err := c.load(ctx, q.id, key, func(ctx context.Context) (any, int64, error) {
 		v, err := fn(ctx)
 		return v, q.size(v), err
 	})
@@ -413,7 +393,7 @@ func serve[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, call 
 		Refresh(ctx, c, q, &k, func(ctx context.Context) (R, error) { return call(c.q, ctx, arg) })
 		return v, nil
 	case Miss:
-		return Load(ctx, c, q, &k, func(ctx context.Context) (R, error) { return call(c.q, ctx, arg) })
+		return Load(ctx, c, q, arg, func(ctx context.Context) (R, error) { return call(c.q, ctx, arg) })
 	}
 	return call(c.q, ctx, arg)
 }

@@ -616,9 +616,10 @@ func copyUser(v gen.User) gen.User {
 	return v
 }
 
-// keyEvalLeaderboard builds the key of a read of EvalLeaderboard.
-func keyEvalLeaderboard(c *Cache, runIds []uuid.UUID) (kb Key) {
-	k := c.keyPrefix(kb.b[:0], querymeta.EvalLeaderboard)
+// keyEvalLeaderboard finds the entry of a read of EvalLeaderboard, or returns its key.
+func keyEvalLeaderboard(c *Cache, runIds []uuid.UUID, find bool) (*entry, string) {
+	var buf [keyBufSize]byte
+	k := c.keyPrefix(buf[:0], querymeta.EvalLeaderboard)
 	if runIds == nil {
 		k = append(k, 0)
 	} else {
@@ -628,71 +629,95 @@ func keyEvalLeaderboard(c *Cache, runIds []uuid.UUID) (kb Key) {
 			k = appendUUID(k, x1)
 		}
 	}
-	kb.set(k)
-	return kb
+	if find {
+		return c.find(k), ""
+	}
+	return nil, string(k)
 }
 
-// keyGetEvalRun builds the key of a read of GetEvalRun.
-func keyGetEvalRun(c *Cache, id uuid.UUID) (kb Key) {
-	k := c.keyPrefix(kb.b[:0], querymeta.GetEvalRun)
+// keyGetEvalRun finds the entry of a read of GetEvalRun, or returns its key.
+func keyGetEvalRun(c *Cache, id uuid.UUID, find bool) (*entry, string) {
+	var buf [keyBufSize]byte
+	k := c.keyPrefix(buf[:0], querymeta.GetEvalRun)
 	k = appendUUID(k, id)
-	kb.set(k)
-	return kb
+	if find {
+		return c.find(k), ""
+	}
+	return nil, string(k)
 }
 
-// keyGetEvalRunSummary builds the key of a read of GetEvalRunSummary.
-func keyGetEvalRunSummary(c *Cache, id uuid.UUID) (kb Key) {
-	k := c.keyPrefix(kb.b[:0], querymeta.GetEvalRunSummary)
+// keyGetEvalRunSummary finds the entry of a read of GetEvalRunSummary, or returns its key.
+func keyGetEvalRunSummary(c *Cache, id uuid.UUID, find bool) (*entry, string) {
+	var buf [keyBufSize]byte
+	k := c.keyPrefix(buf[:0], querymeta.GetEvalRunSummary)
 	k = appendUUID(k, id)
-	kb.set(k)
-	return kb
+	if find {
+		return c.find(k), ""
+	}
+	return nil, string(k)
 }
 
-// keyGetStudentWithMetrics builds the key of a read of GetStudentWithMetrics.
-func keyGetStudentWithMetrics(c *Cache, studentID string) (kb Key) {
-	k := c.keyPrefix(kb.b[:0], querymeta.GetStudentWithMetrics)
+// keyGetStudentWithMetrics finds the entry of a read of GetStudentWithMetrics, or returns its key.
+func keyGetStudentWithMetrics(c *Cache, studentID string, find bool) (*entry, string) {
+	var buf [keyBufSize]byte
+	k := c.keyPrefix(buf[:0], querymeta.GetStudentWithMetrics)
 	k = appendString(k, studentID)
-	kb.set(k)
-	return kb
+	if find {
+		return c.find(k), ""
+	}
+	return nil, string(k)
 }
 
-// keyGetUser builds the key of a read of GetUser.
-func keyGetUser(c *Cache, id int64) (kb Key) {
-	k := c.keyPrefix(kb.b[:0], querymeta.GetUser)
+// keyGetUser finds the entry of a read of GetUser, or returns its key.
+func keyGetUser(c *Cache, id int64, find bool) (*entry, string) {
+	var buf [keyBufSize]byte
+	k := c.keyPrefix(buf[:0], querymeta.GetUser)
 	k = appendInt64(k, int64(id))
-	kb.set(k)
-	return kb
+	if find {
+		return c.find(k), ""
+	}
+	return nil, string(k)
 }
 
-// keyGetUserByEmail builds the key of a read of GetUserByEmail.
-func keyGetUserByEmail(c *Cache, email string) (kb Key) {
-	k := c.keyPrefix(kb.b[:0], querymeta.GetUserByEmail)
+// keyGetUserByEmail finds the entry of a read of GetUserByEmail, or returns its key.
+func keyGetUserByEmail(c *Cache, email string, find bool) (*entry, string) {
+	var buf [keyBufSize]byte
+	k := c.keyPrefix(buf[:0], querymeta.GetUserByEmail)
 	k = appendString(k, email)
-	kb.set(k)
-	return kb
+	if find {
+		return c.find(k), ""
+	}
+	return nil, string(k)
 }
 
-// keyListEvalMetrics builds the key of a read of ListEvalMetrics.
-func keyListEvalMetrics(c *Cache, runID uuid.UUID) (kb Key) {
-	k := c.keyPrefix(kb.b[:0], querymeta.ListEvalMetrics)
+// keyListEvalMetrics finds the entry of a read of ListEvalMetrics, or returns its key.
+func keyListEvalMetrics(c *Cache, runID uuid.UUID, find bool) (*entry, string) {
+	var buf [keyBufSize]byte
+	k := c.keyPrefix(buf[:0], querymeta.ListEvalMetrics)
 	k = appendUUID(k, runID)
-	kb.set(k)
-	return kb
+	if find {
+		return c.find(k), ""
+	}
+	return nil, string(k)
 }
 
-// keyListEvalResults builds the key of a read of ListEvalResults.
-func keyListEvalResults(c *Cache, arg gen.ListEvalResultsParams) (kb Key) {
-	k := c.keyPrefix(kb.b[:0], querymeta.ListEvalResults)
+// keyListEvalResults finds the entry of a read of ListEvalResults, or returns its key.
+func keyListEvalResults(c *Cache, arg gen.ListEvalResultsParams, find bool) (*entry, string) {
+	var buf [keyBufSize]byte
+	k := c.keyPrefix(buf[:0], querymeta.ListEvalResults)
 	k = appendUUID(k, arg.RunID)
 	k = appendString(k, arg.AfterCaseID)
 	k = appendInt64(k, int64(arg.RowLimit))
-	kb.set(k)
-	return kb
+	if find {
+		return c.find(k), ""
+	}
+	return nil, string(k)
 }
 
-// keyListEvalRuns builds the key of a read of ListEvalRuns.
-func keyListEvalRuns(c *Cache, arg gen.ListEvalRunsParams) (kb Key) {
-	k := c.keyPrefix(kb.b[:0], querymeta.ListEvalRuns)
+// keyListEvalRuns finds the entry of a read of ListEvalRuns, or returns its key.
+func keyListEvalRuns(c *Cache, arg gen.ListEvalRunsParams, find bool) (*entry, string) {
+	var buf [keyBufSize]byte
+	k := c.keyPrefix(buf[:0], querymeta.ListEvalRuns)
 	if arg.BeforeCreatedAt == nil {
 		k = append(k, 0)
 	} else {
@@ -718,23 +743,29 @@ func keyListEvalRuns(c *Cache, arg gen.ListEvalRunsParams) (kb Key) {
 		k = appendString(k, (*arg.Status))
 	}
 	k = appendInt64(k, int64(arg.RowLimit))
-	kb.set(k)
-	return kb
+	if find {
+		return c.find(k), ""
+	}
+	return nil, string(k)
 }
 
-// keyListFailedEvalResults builds the key of a read of ListFailedEvalResults.
-func keyListFailedEvalResults(c *Cache, arg gen.ListFailedEvalResultsParams) (kb Key) {
-	k := c.keyPrefix(kb.b[:0], querymeta.ListFailedEvalResults)
+// keyListFailedEvalResults finds the entry of a read of ListFailedEvalResults, or returns its key.
+func keyListFailedEvalResults(c *Cache, arg gen.ListFailedEvalResultsParams, find bool) (*entry, string) {
+	var buf [keyBufSize]byte
+	k := c.keyPrefix(buf[:0], querymeta.ListFailedEvalResults)
 	k = appendUUID(k, arg.RunID)
 	k = appendString(k, arg.AfterCaseID)
 	k = appendInt64(k, int64(arg.RowLimit))
-	kb.set(k)
-	return kb
+	if find {
+		return c.find(k), ""
+	}
+	return nil, string(k)
 }
 
-// keyListStudentMetricsInWindow builds the key of a read of ListStudentMetricsInWindow.
-func keyListStudentMetricsInWindow(c *Cache, arg gen.ListStudentMetricsInWindowParams) (kb Key) {
-	k := c.keyPrefix(kb.b[:0], querymeta.ListStudentMetricsInWindow)
+// keyListStudentMetricsInWindow finds the entry of a read of ListStudentMetricsInWindow, or returns its key.
+func keyListStudentMetricsInWindow(c *Cache, arg gen.ListStudentMetricsInWindowParams, find bool) (*entry, string) {
+	var buf [keyBufSize]byte
+	k := c.keyPrefix(buf[:0], querymeta.ListStudentMetricsInWindow)
 	k = appendString(k, arg.StudentID)
 	k = appendTime(k, arg.RecordedFrom)
 	k = appendTime(k, arg.RecordedUntil)
@@ -744,8 +775,10 @@ func keyListStudentMetricsInWindow(c *Cache, arg gen.ListStudentMetricsInWindowP
 		k = append(k, 1)
 		k = appendString(k, (*arg.MetricName))
 	}
-	kb.set(k)
-	return kb
+	if find {
+		return c.find(k), ""
+	}
+	return nil, string(k)
 }
 
 // sizeEvalLeaderboardRowSlice estimates the bytes v holds, inline and behind pointers.

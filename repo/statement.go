@@ -87,7 +87,7 @@ func lookup[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn cal
 		setCache(ev, observe.CacheMiss)
 		// The load may be shared and may outlive this caller: it reports
 		// no connection figures to ev.
-		return cachewrap.Load(ctx, r.cache, s.cache, &k, func(ctx context.Context) (R, error) {
+		return cachewrap.Load(ctx, r.cache, s.cache, arg, func(ctx context.Context) (R, error) {
 			return execute(ctx, r, s, arg, fn, nil)
 		})
 	}

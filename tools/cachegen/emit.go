@@ -450,10 +450,11 @@ func (e *emitter) signature(m *method) (string, string) {
 		fmt.Sprintf("%s(%s)", m.name, strings.Join(as, ", "))
 }
 
-// keyFunc emits key<Name>, which builds the key of a read of m: the query
+// keyFunc emits key<Name>, which builds the key of a read of m (the query
 // id, the generations of the tables it reads and the injective encoding of
-// its argument, in a Key returned by value (so that a hit allocates nothing
-// for its key).
+// its argument) in a buffer on its own stack, and then either looks it up
+// (find) or returns it as a string (for a miss's load). Doing both here, in
+// direct calls, keeps a hit free of allocations and of large copies.
 func (e *emitter) keyFunc(m *method, sh shape) error {
 	saved := e.b
 	e.b = bytes.Buffer{}
@@ -461,16 +462,19 @@ func (e *emitter) keyFunc(m *method, sh shape) error {
 	if len(m.params) == 1 {
 		param = m.params[0].name + " " + sh.arg
 	}
-	e.p("// key%s builds the key of a read of %s.", m.name, m.name)
-	e.p("func key%s(c *Cache, %s) (kb Key) {", m.name, param)
-	e.p("k := c.keyPrefix(kb.b[:0], querymeta.%s)", m.name)
+	e.p("// key%s finds the entry of a read of %s, or returns its key.", m.name, m.name)
+	e.p("func key%s(c *Cache, %s, find bool) (*entry, string) {", m.name, param)
+	e.p("var buf [keyBufSize]byte")
+	e.p("k := c.keyPrefix(buf[:0], querymeta.%s)", m.name)
 	for _, p := range m.params {
 		if err := e.appendKey(p.name, p.typ); err != nil {
 			return fmt.Errorf("parameter %s: %w", p.name, err)
 		}
 	}
-	e.p("kb.set(k)")
-	e.p("return kb")
+	e.p("if find {")
+	e.p("return c.find(k), \"\"")
+	e.p("}")
+	e.p("return nil, string(k)")
 	e.p("}")
 	e.helpers["key"+m.name] = e.b.String()
 	e.b = saved
