@@ -328,32 +328,33 @@ func (c *Cache) find(k []byte) *entry {
 }
 
 // Lookup looks up the read of q with argument arg. On Fresh and Stale it
-// returns a private copy of the cached value; on Stale, k is what Refresh
-// needs. It returns Off when the query is never cached, c is nil, or the
-// coherence Gate (UseCoherence) says the cache may not be used now. Safe for
-// concurrent use.
-func Lookup[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, k *Key) (R, Outcome) {
-	var zero R
+// stores a private copy of the cached value in *v; on Stale, k is what
+// Refresh needs. It returns Off when the query is never cached, c is nil, or
+// the coherence Gate (UseCoherence) says the cache may not be used now. Safe
+// for concurrent use.
+func Lookup[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, k *Key, v *R) Outcome {
 	if c == nil || c.off[q.id] || !c.admit(ctx) {
-		return zero, Off
+		return Off
 	}
 	e, _ := q.key(c, arg, true)
 	if e == nil {
 		c.m.q[q.id].misses.Add(1)
-		return zero, Miss
+		return Miss
 	}
 	now := c.clock()
 	switch {
 	case now < e.fresh:
 		c.m.q[q.id].hits.Add(1)
-		return q.copy(e.val.(R)), Fresh
+		*v = q.copy(e.val.(R))
+		return Fresh
 	case now < e.stale:
 		c.m.q[q.id].stale.Add(1)
 		k.e = e
-		return q.copy(e.val.(R)), Stale
+		*v = q.copy(e.val.(R))
+		return Stale
 	}
 	c.m.q[q.id].misses.Add(1)
-	return zero, Miss
+	return Miss
 }
 
 // Load runs fn once for all concurrent misses of the read of q with
@@ -384,9 +385,11 @@ func Refresh[A, R any](ctx context.Context, c *Cache, q *Query[A, R], k *Key, fn
 
 // serve is a cached read of Cache's own gen.Querier.
 func serve[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, call func(gen.Querier, context.Context, A) (R, error)) (R, error) {
-	var k Key
-	v, st := Lookup(ctx, c, q, arg, &k)
-	switch st {
+	var (
+		k Key
+		v R
+	)
+	switch Lookup(ctx, c, q, arg, &k, &v) {
 	case Fresh:
 		return v, nil
 	case Stale:

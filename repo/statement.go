@@ -53,27 +53,21 @@ type queries struct{ r *Repo }
 // call runs a sqlc method on a connection.
 type call[A, R any] func(*gen.Queries, context.Context, A) (R, error)
 
-// run is the one statement path of the generated queries.
-func run[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn call[A, R]) (R, error) {
-	if r.obs == nil {
-		return lookup(ctx, r, s, arg, fn, nil)
+// run is the one statement path of the generated queries. Step 1, the
+// cache, is here; execute does the rest.
+func run[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn call[A, R]) (v R, err error) {
+	var ev *observe.StatementEnd
+	if r.obs != nil {
+		var end func(*observe.StatementEnd)
+		ctx, end = r.obs.StartStatement(ctx, &r.observed[s.q.ID])
+		ev = &observe.StatementEnd{}
+		defer func() { ev.Err = err; end(ev) }()
 	}
-	ctx, end := r.obs.StartStatement(ctx, &r.observed[s.q.ID])
-	ev := &observe.StatementEnd{}
-	v, err := lookup(ctx, r, s, arg, fn, ev)
-	ev.Err = err
-	end(ev)
-	return v, err
-}
-
-// lookup is step 1, the cache.
-func lookup[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn call[A, R], ev *observe.StatementEnd) (R, error) {
 	if s.cache == nil || r.cache == nil {
 		return execute(ctx, r, s, arg, fn, ev)
 	}
 	var k cachewrap.Key
-	v, out := cachewrap.Lookup(ctx, r.cache, s.cache, arg, &k)
-	switch out {
+	switch cachewrap.Lookup(ctx, r.cache, s.cache, arg, &k, &v) {
 	case cachewrap.Fresh:
 		setCache(ev, observe.CacheHit)
 		return v, nil
