@@ -181,30 +181,30 @@ func (h handle) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
 		bctx, cancel = context.WithTimeout(ctx, t.stmtTimeout)
 		defer cancel()
 	}
+	tx, err := h.beginTx(bctx, t, opts)
+	return tx, idberr.TranslateCtx(bctx, err)
+}
+
+func (h handle) beginTx(ctx context.Context, t *target, opts pgx.TxOptions) (pgx.Tx, error) {
 	if t.pool == nil {
-		var (
-			tx  pgx.Tx
-			err error
-		)
 		if b, ok := t.db.(interface {
 			BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
 		}); ok {
-			tx, err = b.BeginTx(bctx, opts)
-		} else if opts == (pgx.TxOptions{}) {
-			tx, err = t.db.Begin(bctx)
-		} else {
-			return nil, errors.New("repo: this executor cannot set transaction options (no BeginTx)")
+			return b.BeginTx(ctx, opts)
 		}
-		return tx, idberr.TranslateCtx(bctx, err)
+		if opts == (pgx.TxOptions{}) {
+			return t.db.Begin(ctx)
+		}
+		return nil, errors.New("repo: this executor cannot set transaction options (no BeginTx)")
 	}
-	c, err := t.acquire(bctx, nil)
+	c, err := t.acquire(ctx, nil)
 	if err != nil {
-		return nil, idberr.TranslateCtx(bctx, err)
+		return nil, err
 	}
-	tx, err := c.BeginTx(bctx, opts)
+	tx, err := c.BeginTx(ctx, opts)
 	if err != nil {
 		c.Release()
-		return nil, idberr.TranslateCtx(bctx, err)
+		return nil, err
 	}
 	ptx := &poolTx{Tx: tx, release: c.Release}
 	if h.r.rep != nil && opts.AccessMode != pgx.ReadOnly {
@@ -215,21 +215,23 @@ func (h handle) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
 
 // Ping checks that the primary answers, waiting at most the pool timeout
 // for a connection.
-func (h handle) Ping(ctx context.Context) error {
+func (h handle) Ping(ctx context.Context) error { return idberr.TranslateCtx(ctx, h.ping(ctx)) }
+
+func (h handle) ping(ctx context.Context) error {
 	t := h.r.primary
 	if t.pool == nil {
 		p, ok := t.db.(interface{ Ping(context.Context) error })
 		if !ok {
 			return errors.New("repo: Ping: the executor given to New has no Ping method")
 		}
-		return idberr.TranslateCtx(ctx, p.Ping(ctx))
+		return p.Ping(ctx)
 	}
 	c, err := t.acquire(ctx, nil)
 	if err != nil {
-		return idberr.TranslateCtx(ctx, err)
+		return err
 	}
 	defer c.Release()
-	return idberr.TranslateCtx(ctx, c.Ping(ctx))
+	return c.Ping(ctx)
 }
 
 // handleRows ends its statement when the rows are closed or read to the

@@ -22,7 +22,6 @@ var (
 	_             = time.Time{}
 	_             = pgconn.CommandTag{}
 	_ *cachewrap.Cache
-	_ = errOnly[struct{}] // for :exec queries
 )
 
 // Statements of gen.Querier: each query's metadata and, for a cached one,
@@ -54,124 +53,147 @@ var (
 )
 
 // CountConnectionsByState runs gen.Querier.CountConnectionsByState through run.
-func (x queries) CountConnectionsByState(ctx context.Context) ([]gen.CountConnectionsByStateRow, error) {
-	return run(ctx, x.r, &sCountConnectionsByState, struct{}{}, func(q *gen.Queries, ctx context.Context, _ struct{}) ([]gen.CountConnectionsByStateRow, error) {
+func (x queries) CountConnectionsByState(ctx context.Context) (v []gen.CountConnectionsByStateRow, err error) {
+	err = run(ctx, x.r, &sCountConnectionsByState, struct{}{}, func(q *gen.Queries, ctx context.Context, _ struct{}) ([]gen.CountConnectionsByStateRow, error) {
 		return q.CountConnectionsByState(ctx)
-	})
+	}, &v)
+	return v, err
 }
 
 // CreateStudentProfile runs gen.Querier.CreateStudentProfile through run.
-func (x queries) CreateStudentProfile(ctx context.Context, arg gen.CreateStudentProfileParams) (gen.StudentProfile, error) {
-	return run(ctx, x.r, &sCreateStudentProfile, arg, (*gen.Queries).CreateStudentProfile)
+func (x queries) CreateStudentProfile(ctx context.Context, arg gen.CreateStudentProfileParams) (v gen.StudentProfile, err error) {
+	err = run(ctx, x.r, &sCreateStudentProfile, arg, (*gen.Queries).CreateStudentProfile, &v)
+	return v, err
 }
 
 // CreateUser runs gen.Querier.CreateUser through run.
-func (x queries) CreateUser(ctx context.Context, arg gen.CreateUserParams) (gen.User, error) {
-	return run(ctx, x.r, &sCreateUser, arg, (*gen.Queries).CreateUser)
+func (x queries) CreateUser(ctx context.Context, arg gen.CreateUserParams) (v gen.User, err error) {
+	err = run(ctx, x.r, &sCreateUser, arg, (*gen.Queries).CreateUser, &v)
+	return v, err
 }
 
 // DeleteEvalRun runs gen.Querier.DeleteEvalRun through run.
-func (x queries) DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, error) {
-	return run(ctx, x.r, &sDeleteEvalRun, id, (*gen.Queries).DeleteEvalRun)
+func (x queries) DeleteEvalRun(ctx context.Context, id uuid.UUID) (v int64, err error) {
+	err = run(ctx, x.r, &sDeleteEvalRun, id, (*gen.Queries).DeleteEvalRun, &v)
+	return v, err
 }
 
 // EvalLeaderboard runs gen.Querier.EvalLeaderboard through run.
-func (x queries) EvalLeaderboard(ctx context.Context, runIds []uuid.UUID) ([]gen.EvalLeaderboardRow, error) {
-	return run(ctx, x.r, &sEvalLeaderboard, runIds, (*gen.Queries).EvalLeaderboard)
+func (x queries) EvalLeaderboard(ctx context.Context, runIds []uuid.UUID) (v []gen.EvalLeaderboardRow, err error) {
+	err = run(ctx, x.r, &sEvalLeaderboard, runIds, (*gen.Queries).EvalLeaderboard, &v)
+	return v, err
 }
 
 // GetEvalRun runs gen.Querier.GetEvalRun through run.
-func (x queries) GetEvalRun(ctx context.Context, id uuid.UUID) (gen.EvalRun, error) {
-	return run(ctx, x.r, &sGetEvalRun, id, (*gen.Queries).GetEvalRun)
+func (x queries) GetEvalRun(ctx context.Context, id uuid.UUID) (v gen.EvalRun, err error) {
+	err = run(ctx, x.r, &sGetEvalRun, id, (*gen.Queries).GetEvalRun, &v)
+	return v, err
 }
 
 // GetEvalRunSummary runs gen.Querier.GetEvalRunSummary through run.
-func (x queries) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (gen.GetEvalRunSummaryRow, error) {
-	return run(ctx, x.r, &sGetEvalRunSummary, id, (*gen.Queries).GetEvalRunSummary)
+func (x queries) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (v gen.GetEvalRunSummaryRow, err error) {
+	err = run(ctx, x.r, &sGetEvalRunSummary, id, (*gen.Queries).GetEvalRunSummary, &v)
+	return v, err
 }
 
 // GetStudentWithMetrics runs gen.Querier.GetStudentWithMetrics through run.
-func (x queries) GetStudentWithMetrics(ctx context.Context, studentID string) (gen.GetStudentWithMetricsRow, error) {
-	return run(ctx, x.r, &sGetStudentWithMetrics, studentID, (*gen.Queries).GetStudentWithMetrics)
+func (x queries) GetStudentWithMetrics(ctx context.Context, studentID string) (v gen.GetStudentWithMetricsRow, err error) {
+	err = run(ctx, x.r, &sGetStudentWithMetrics, studentID, (*gen.Queries).GetStudentWithMetrics, &v)
+	return v, err
 }
 
 // GetUser runs gen.Querier.GetUser through run.
-func (x queries) GetUser(ctx context.Context, id int64) (gen.User, error) {
-	return run(ctx, x.r, &sGetUser, id, (*gen.Queries).GetUser)
+func (x queries) GetUser(ctx context.Context, id int64) (v gen.User, err error) {
+	err = run(ctx, x.r, &sGetUser, id, (*gen.Queries).GetUser, &v)
+	return v, err
 }
 
 // GetUserByEmail runs gen.Querier.GetUserByEmail through run.
-func (x queries) GetUserByEmail(ctx context.Context, email string) (gen.User, error) {
-	return run(ctx, x.r, &sGetUserByEmail, email, (*gen.Queries).GetUserByEmail)
+func (x queries) GetUserByEmail(ctx context.Context, email string) (v gen.User, err error) {
+	err = run(ctx, x.r, &sGetUserByEmail, email, (*gen.Queries).GetUserByEmail, &v)
+	return v, err
 }
 
 // InsertEvalMetrics runs gen.Querier.InsertEvalMetrics through run.
-func (x queries) InsertEvalMetrics(ctx context.Context, arg []gen.InsertEvalMetricsParams) (int64, error) {
-	return run(ctx, x.r, &sInsertEvalMetrics, arg, (*gen.Queries).InsertEvalMetrics)
+func (x queries) InsertEvalMetrics(ctx context.Context, arg []gen.InsertEvalMetricsParams) (v int64, err error) {
+	err = run(ctx, x.r, &sInsertEvalMetrics, arg, (*gen.Queries).InsertEvalMetrics, &v)
+	return v, err
 }
 
 // InsertEvalMetricsUnnest runs gen.Querier.InsertEvalMetricsUnnest through run.
-func (x queries) InsertEvalMetricsUnnest(ctx context.Context, arg gen.InsertEvalMetricsUnnestParams) (int64, error) {
-	return run(ctx, x.r, &sInsertEvalMetricsUnnest, arg, (*gen.Queries).InsertEvalMetricsUnnest)
+func (x queries) InsertEvalMetricsUnnest(ctx context.Context, arg gen.InsertEvalMetricsUnnestParams) (v int64, err error) {
+	err = run(ctx, x.r, &sInsertEvalMetricsUnnest, arg, (*gen.Queries).InsertEvalMetricsUnnest, &v)
+	return v, err
 }
 
 // InsertEvalResults runs gen.Querier.InsertEvalResults through run.
-func (x queries) InsertEvalResults(ctx context.Context, arg []gen.InsertEvalResultsParams) (int64, error) {
-	return run(ctx, x.r, &sInsertEvalResults, arg, (*gen.Queries).InsertEvalResults)
+func (x queries) InsertEvalResults(ctx context.Context, arg []gen.InsertEvalResultsParams) (v int64, err error) {
+	err = run(ctx, x.r, &sInsertEvalResults, arg, (*gen.Queries).InsertEvalResults, &v)
+	return v, err
 }
 
 // InsertEvalResultsUnnest runs gen.Querier.InsertEvalResultsUnnest through run.
-func (x queries) InsertEvalResultsUnnest(ctx context.Context, arg gen.InsertEvalResultsUnnestParams) (int64, error) {
-	return run(ctx, x.r, &sInsertEvalResultsUnnest, arg, (*gen.Queries).InsertEvalResultsUnnest)
+func (x queries) InsertEvalResultsUnnest(ctx context.Context, arg gen.InsertEvalResultsUnnestParams) (v int64, err error) {
+	err = run(ctx, x.r, &sInsertEvalResultsUnnest, arg, (*gen.Queries).InsertEvalResultsUnnest, &v)
+	return v, err
 }
 
 // InsertEvalRun runs gen.Querier.InsertEvalRun through run.
-func (x queries) InsertEvalRun(ctx context.Context, arg gen.InsertEvalRunParams) (gen.EvalRun, error) {
-	return run(ctx, x.r, &sInsertEvalRun, arg, (*gen.Queries).InsertEvalRun)
+func (x queries) InsertEvalRun(ctx context.Context, arg gen.InsertEvalRunParams) (v gen.EvalRun, err error) {
+	err = run(ctx, x.r, &sInsertEvalRun, arg, (*gen.Queries).InsertEvalRun, &v)
+	return v, err
 }
 
 // InsertPerformanceMetrics runs gen.Querier.InsertPerformanceMetrics through run.
-func (x queries) InsertPerformanceMetrics(ctx context.Context, arg []gen.InsertPerformanceMetricsParams) (int64, error) {
-	return run(ctx, x.r, &sInsertPerformanceMetrics, arg, (*gen.Queries).InsertPerformanceMetrics)
+func (x queries) InsertPerformanceMetrics(ctx context.Context, arg []gen.InsertPerformanceMetricsParams) (v int64, err error) {
+	err = run(ctx, x.r, &sInsertPerformanceMetrics, arg, (*gen.Queries).InsertPerformanceMetrics, &v)
+	return v, err
 }
 
 // ListEvalMetrics runs gen.Querier.ListEvalMetrics through run.
-func (x queries) ListEvalMetrics(ctx context.Context, runID uuid.UUID) ([]gen.EvalMetric, error) {
-	return run(ctx, x.r, &sListEvalMetrics, runID, (*gen.Queries).ListEvalMetrics)
+func (x queries) ListEvalMetrics(ctx context.Context, runID uuid.UUID) (v []gen.EvalMetric, err error) {
+	err = run(ctx, x.r, &sListEvalMetrics, runID, (*gen.Queries).ListEvalMetrics, &v)
+	return v, err
 }
 
 // ListEvalResults runs gen.Querier.ListEvalResults through run.
-func (x queries) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
-	return run(ctx, x.r, &sListEvalResults, arg, func(q *gen.Queries, ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
+func (x queries) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsParams) (v []gen.EvalResult, err error) {
+	err = run(ctx, x.r, &sListEvalResults, arg, func(q *gen.Queries, ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
 		return q.ListEvalResultsInto(ctx, arg, make([]gen.EvalResult, 0, rowCap(arg.RowLimit)))
-	})
+	}, &v)
+	return v, err
 }
 
 // ListEvalRuns runs gen.Querier.ListEvalRuns through run.
-func (x queries) ListEvalRuns(ctx context.Context, arg gen.ListEvalRunsParams) ([]gen.EvalRun, error) {
-	return run(ctx, x.r, &sListEvalRuns, arg, func(q *gen.Queries, ctx context.Context, arg gen.ListEvalRunsParams) ([]gen.EvalRun, error) {
+func (x queries) ListEvalRuns(ctx context.Context, arg gen.ListEvalRunsParams) (v []gen.EvalRun, err error) {
+	err = run(ctx, x.r, &sListEvalRuns, arg, func(q *gen.Queries, ctx context.Context, arg gen.ListEvalRunsParams) ([]gen.EvalRun, error) {
 		return q.ListEvalRunsInto(ctx, arg, make([]gen.EvalRun, 0, rowCap(arg.RowLimit)))
-	})
+	}, &v)
+	return v, err
 }
 
 // ListFailedEvalResults runs gen.Querier.ListFailedEvalResults through run.
-func (x queries) ListFailedEvalResults(ctx context.Context, arg gen.ListFailedEvalResultsParams) ([]gen.EvalResult, error) {
-	return run(ctx, x.r, &sListFailedEvalResults, arg, func(q *gen.Queries, ctx context.Context, arg gen.ListFailedEvalResultsParams) ([]gen.EvalResult, error) {
+func (x queries) ListFailedEvalResults(ctx context.Context, arg gen.ListFailedEvalResultsParams) (v []gen.EvalResult, err error) {
+	err = run(ctx, x.r, &sListFailedEvalResults, arg, func(q *gen.Queries, ctx context.Context, arg gen.ListFailedEvalResultsParams) ([]gen.EvalResult, error) {
 		return q.ListFailedEvalResultsInto(ctx, arg, make([]gen.EvalResult, 0, rowCap(arg.RowLimit)))
-	})
+	}, &v)
+	return v, err
 }
 
 // ListStudentMetricsInWindow runs gen.Querier.ListStudentMetricsInWindow through run.
-func (x queries) ListStudentMetricsInWindow(ctx context.Context, arg gen.ListStudentMetricsInWindowParams) ([]gen.PerformanceMetric, error) {
-	return run(ctx, x.r, &sListStudentMetricsInWindow, arg, (*gen.Queries).ListStudentMetricsInWindow)
+func (x queries) ListStudentMetricsInWindow(ctx context.Context, arg gen.ListStudentMetricsInWindowParams) (v []gen.PerformanceMetric, err error) {
+	err = run(ctx, x.r, &sListStudentMetricsInWindow, arg, (*gen.Queries).ListStudentMetricsInWindow, &v)
+	return v, err
 }
 
 // RecordPerformanceMetric runs gen.Querier.RecordPerformanceMetric through run.
-func (x queries) RecordPerformanceMetric(ctx context.Context, arg gen.RecordPerformanceMetricParams) (gen.PerformanceMetric, error) {
-	return run(ctx, x.r, &sRecordPerformanceMetric, arg, (*gen.Queries).RecordPerformanceMetric)
+func (x queries) RecordPerformanceMetric(ctx context.Context, arg gen.RecordPerformanceMetricParams) (v gen.PerformanceMetric, err error) {
+	err = run(ctx, x.r, &sRecordPerformanceMetric, arg, (*gen.Queries).RecordPerformanceMetric, &v)
+	return v, err
 }
 
 // UpdateEvalRunStatus runs gen.Querier.UpdateEvalRunStatus through run.
-func (x queries) UpdateEvalRunStatus(ctx context.Context, arg gen.UpdateEvalRunStatusParams) (gen.EvalRun, error) {
-	return run(ctx, x.r, &sUpdateEvalRunStatus, arg, (*gen.Queries).UpdateEvalRunStatus)
+func (x queries) UpdateEvalRunStatus(ctx context.Context, arg gen.UpdateEvalRunStatusParams) (v gen.EvalRun, err error) {
+	err = run(ctx, x.r, &sUpdateEvalRunStatus, arg, (*gen.Queries).UpdateEvalRunStatus, &v)
+	return v, err
 }

@@ -53,9 +53,11 @@ type queries struct{ r *Repo }
 // call runs a sqlc method on a connection.
 type call[A, R any] func(*gen.Queries, context.Context, A) (R, error)
 
-// run is the one statement path of the generated queries. Step 1, the
-// cache, is here; execute does the rest.
-func run[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn call[A, R]) (v R, err error) {
+// run is the one statement path of the generated queries: it stores the
+// result in *v (the generated method's own result, so that a cached row is
+// copied once on its way to the caller). Step 1, the cache, is here;
+// execute does the rest.
+func run[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn call[A, R], v *R) (err error) {
 	var ev *observe.StatementEnd
 	if r.obs != nil {
 		var end func(*observe.StatementEnd)
@@ -64,28 +66,31 @@ func run[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn call[A
 		defer func() { ev.Err = err; end(ev) }()
 	}
 	if s.cache == nil || r.cache == nil {
-		return execute(ctx, r, s, arg, fn, ev)
+		return execute(ctx, r, s, arg, fn, ev, v)
 	}
 	var k cachewrap.Key
-	switch cachewrap.Lookup(ctx, r.cache, s.cache, arg, &k, &v) {
+	switch cachewrap.Lookup(ctx, r.cache, s.cache, arg, &k, v) {
 	case cachewrap.Fresh:
 		setCache(ev, observe.CacheHit)
-		return v, nil
+		return nil
 	case cachewrap.Stale:
 		setCache(ev, observe.CacheStale)
+		a := arg // captured here, so that a hit does not move arg to the heap
 		cachewrap.Refresh(ctx, r.cache, s.cache, &k, func(ctx context.Context) (R, error) {
-			return execute(ctx, r, s, arg, fn, nil)
+			return load(ctx, r, s, a, fn)
 		})
-		return v, nil
+		return nil
 	case cachewrap.Miss:
 		setCache(ev, observe.CacheMiss)
 		// The load may be shared and may outlive this caller: it reports
 		// no connection figures to ev.
-		return cachewrap.Load(ctx, r.cache, s.cache, arg, func(ctx context.Context) (R, error) {
-			return execute(ctx, r, s, arg, fn, nil)
+		a := arg
+		*v, err = cachewrap.Load(ctx, r.cache, s.cache, arg, func(ctx context.Context) (R, error) {
+			return load(ctx, r, s, a, fn)
 		})
+		return err
 	}
-	return execute(ctx, r, s, arg, fn, ev)
+	return execute(ctx, r, s, arg, fn, ev, v)
 }
 
 func setCache(ev *observe.StatementEnd, c observe.CacheOutcome) {
@@ -94,8 +99,8 @@ func setCache(ev *observe.StatementEnd, c observe.CacheOutcome) {
 	}
 }
 
-// execute is steps 2 to 7.
-func execute[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn call[A, R], ev *observe.StatementEnd) (R, error) {
+// execute is steps 2 to 7; the result goes to *v.
+func execute[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn call[A, R], ev *observe.StatementEnd, v *R) error {
 	q := s.q
 	rs := r.rep
 	t := r.primary
@@ -108,13 +113,12 @@ func execute[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn ca
 		}
 	}
 	var (
-		v        R
 		err      error
 		retried  bool
 		failover bool
 	)
 	for {
-		v, err = attempt(ctx, t, arg, fn, ev)
+		err = attempt(ctx, t, arg, fn, ev, v)
 		if rep != nil {
 			if err != nil && !failover && replicaFailover(ctx, err) {
 				failover = true
@@ -144,28 +148,33 @@ func execute[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn ca
 			r.cache.Wrote(q.ID)
 		}
 	}
+	return err
+}
+
+// load is execute for the cache's loads, which run on their own (and may
+// outlive the caller): they report nothing to the caller's observer.
+func load[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn call[A, R]) (R, error) {
+	var v R
+	err := execute(ctx, r, s, arg, fn, nil, &v)
 	return v, err
 }
 
-// attempt runs fn once on a connection of t: steps 3 to 5.
-func attempt[A, R any](ctx context.Context, t *target, arg A, fn call[A, R], ev *observe.StatementEnd) (R, error) {
+// attempt runs fn once on a connection of t, into *v: steps 3 to 5.
+func attempt[A, R any](ctx context.Context, t *target, arg A, fn call[A, R], ev *observe.StatementEnd, v *R) (err error) {
 	if t.stmtTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.stmtTimeout)
 		defer cancel()
 	}
 	if t.pool == nil {
-		v, err := fn(t.direct, ctx, arg)
-		return v, idberr.TranslateCtx(ctx, err)
+		*v, err = fn(t.direct, ctx, arg)
+	} else if c, aerr := t.acquire(ctx, ev); aerr != nil {
+		err = aerr
+	} else {
+		defer c.Release()
+		*v, err = fn(gen.New(c), ctx, arg)
 	}
-	c, err := t.acquire(ctx, ev)
-	if err != nil {
-		var zero R
-		return zero, idberr.TranslateCtx(ctx, err)
-	}
-	defer c.Release()
-	v, err := fn(gen.New(c), ctx, arg)
-	return v, idberr.TranslateCtx(ctx, err)
+	return idberr.TranslateCtx(ctx, err) // the one translation of the statement path
 }
 
 // target is one server's pool (the primary's or a replica's), or the DBTX
@@ -245,6 +254,3 @@ func (r *Repo) noteRetry(ctx context.Context, name string, err error, ev *observ
 	r.log.WarnContext(ctx, "evaldb: retrying statement on a fresh connection; it was never sent, it only reads, or its replica failed",
 		"query", name, "error", err)
 }
-
-// errOnly drops the result of a statement that returns only an error.
-func errOnly[R any](_ R, err error) error { return err }

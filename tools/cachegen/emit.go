@@ -397,7 +397,6 @@ func emitFacade(pkg *genPkg) ([]byte, error) {
 	e.p("_ = time.Time{}")
 	e.p("_ = pgconn.CommandTag{}")
 	e.p("_ *cachewrap.Cache")
-	e.p("_ = errOnly[struct{}] // for :exec queries")
 	e.p(")")
 	e.p("")
 	e.p("// Statements of gen.Querier: each query's metadata and, for a cached one,")
@@ -416,16 +415,25 @@ func emitFacade(pkg *genPkg) ([]byte, error) {
 	for _, m := range pkg.methods {
 		sig, _ := e.signature(m)
 		sh := e.shape(m)
-		call := e.call(m, "*gen.Queries")
+		fn := e.call(m, "*gen.Queries")
 		if lim, ok := pkg.limits[m.name]; ok && len(m.params) == 1 {
 			// A page: its slice starts at the capacity its LIMIT allows
 			// (gen.<Name>Into, prealloc.go), not empty.
-			call = fmt.Sprintf("func(q *gen.Queries, ctx context.Context, %s %s) (%s, error) { return q.%sInto(ctx, %s, make(%s, 0, rowCap(%s))) }",
+			fn = fmt.Sprintf("func(q *gen.Queries, ctx context.Context, %s %s) (%s, error) { return q.%sInto(ctx, %s, make(%s, 0, rowCap(%s))) }",
 				m.params[0].name, sh.arg, sh.res, m.name, m.params[0].name, sh.res, lim)
 		}
 		e.p("// %s runs gen.Querier.%s through run.", m.name, m.name)
-		e.p("func (x queries) %s {", sig)
-		e.p("%s", sh.wrap(fmt.Sprintf("run(ctx, x.r, &s%s, %s, %s)", m.name, sh.argExpr, call)))
+		call := fmt.Sprintf("run(ctx, x.r, &s%s, %s, %s, ", m.name, sh.argExpr, fn)
+		if sh.errOnly {
+			e.p("func (x queries) %s {", sig)
+			e.p("return %s&struct{}{})", call)
+		} else {
+			// run stores the result in v, the method's own result: a row is
+			// copied once on its way from the cache to the caller.
+			e.p("func (x queries) %s {", strings.Replace(sig, "("+sh.res+", error)", "(v "+sh.res+", err error)", 1))
+			e.p("err = %s&v)", call)
+			e.p("return v, err")
+		}
 		e.p("}")
 		e.p("")
 	}

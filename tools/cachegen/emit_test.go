@@ -84,9 +84,9 @@ func TestFacadeTakesExecShapes(t *testing.T) {
 	}
 	for _, w := range []string{
 		"func (x queries) TouchUser(ctx context.Context, id int64) error {",
-		"return errOnly(run(ctx, x.r, &sTouchUser, id, func(q *gen.Queries, ctx context.Context, a int64) (struct{}, error)",
-		"func (x queries) ResetAll(ctx context.Context) (pgconn.CommandTag, error) {",
-		"return run(ctx, x.r, &sResetAll, struct{}{}, func(q *gen.Queries, ctx context.Context, _ struct{}) (pgconn.CommandTag, error)",
+		"return run(ctx, x.r, &sTouchUser, id, func(q *gen.Queries, ctx context.Context, a int64) (struct{}, error)",
+		"func (x queries) ResetAll(ctx context.Context) (v pgconn.CommandTag, err error) {",
+		"err = run(ctx, x.r, &sResetAll, struct{}{}, func(q *gen.Queries, ctx context.Context, _ struct{}) (pgconn.CommandTag, error)",
 	} {
 		if !strings.Contains(string(src), w) {
 			t.Errorf("facade lacks %q:\n%s", w, src)
