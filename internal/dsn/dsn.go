@@ -186,7 +186,12 @@ func Database(raw string) string {
 	}
 	db, err := uriDecode(st.dbname)
 	if err != nil {
-		return ""
+		db = ""
+	}
+	for _, p := range st.query {
+		if p.key == "database" { // overrides the path, as in pgx; last wins
+			db = p.value
+		}
 	}
 	return db
 }

@@ -376,3 +376,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestDatabase(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ raw, want string }{
+		{"postgres://u:pw@h/evals", "evals"},
+		{"postgres://u:evals@h/my%20db", "my db"},
+		{"postgres://u:pw@h/a?dbname=b&dbname=c", "c"},
+		{"postgres://u:pw@h", ""},
+		{"postgres://u:p/w@h/evals", ""}, // ambiguous: nothing of it
+	} {
+		if got := Database(tt.raw); got != tt.want {
+			t.Errorf("Database(%q) = %q, want %q", tt.raw, got, tt.want)
+		}
+	}
+}
