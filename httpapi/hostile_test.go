@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
@@ -297,5 +299,31 @@ func BenchmarkOversizedBody(b *testing.B) {
 		if rec.Code != http.StatusRequestEntityTooLarge {
 			b.Fatalf("status %d, want 413", rec.Code)
 		}
+	}
+}
+
+// TestRecordOutlastsTxnDefaultTimeout: recording a POSTed run may take
+// longer than txn's default transaction timeout (Prisma's 5 s), as the
+// largest run the body limit admits can on a busy server. A trigger makes
+// the server take 5.5 s over it; the service still answers 201, and with a
+// RecordTimeout shorter than that, 503.
+func TestRecordOutlastsTxnDefaultTimeout(t *testing.T) {
+	t.Parallel()
+	h, r, _ := realHandler(t, nil)
+	ctx := context.Background()
+	for _, stmt := range []string{
+		"CREATE FUNCTION slow_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(5.5); RETURN NULL; END $$",
+		"CREATE TRIGGER slow_down AFTER INSERT ON eval_results FOR EACH STATEMENT EXECUTE FUNCTION slow_down()",
+	} {
+		if _, err := r.DB().Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res := call(t, h, "POST", "/runs", buildRun(3, 150)); res.Code != http.StatusCreated {
+		t.Errorf("POST /runs that takes 5.5 s: %d %.300s, want 201", res.Code, res.Body)
+	}
+	short := New(r, &Options{RecordTimeout: time.Second})
+	if res := call(t, short, "POST", "/runs", buildRun(3, 150)); res.Code != http.StatusServiceUnavailable {
+		t.Errorf("POST /runs that takes 5.5 s with RecordTimeout 1s: %d %.300s, want 503", res.Code, res.Body)
 	}
 }

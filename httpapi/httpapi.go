@@ -18,12 +18,14 @@
 package httpapi
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -63,11 +65,23 @@ type Options struct {
 	// DisableMetrics leaves out GET /metrics, for a service that exports
 	// r.Collector() through its own registry.
 	DisableMetrics bool
+	// RecordTimeout bounds the transaction that records a POSTed run
+	// (txn.Options.Timeout). txn's default, Prisma's 5 s for interactive
+	// transactions, is too short for the largest run the body limit admits
+	// on a busy server. Default DefaultRecordTimeout.
+	RecordTimeout time.Duration
 }
+
+// DefaultRecordTimeout is the default Options.RecordTimeout: a run of
+// txn.MaxResults results records in about a second on the development
+// machine, so a minute leaves room for a loaded server without holding a
+// connection forever.
+const DefaultRecordTimeout = time.Minute
 
 // Handler is the service. Make it with New.
 type Handler struct {
 	r       *repo.Repo
+	record  *txn.Options // RecordEvalRun's options
 	log     *slog.Logger
 	maxBody int64
 	prefix  string
@@ -88,6 +102,7 @@ func New(r *repo.Repo, o *Options) *Handler {
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
+	h.record = &txn.Options{Timeout: cmp.Or(max(o.RecordTimeout, 0), DefaultRecordTimeout)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /runs", h.postRun)
 	mux.HandleFunc("GET /runs", h.listRuns)
@@ -104,6 +119,9 @@ func New(r *repo.Repo, o *Options) *Handler {
 		}
 		if l := r.Listener(); l != nil {
 			reg.MustRegister(l.Collector())
+		}
+		if p := r.Poller(); p != nil {
+			reg.MustRegister(p.Collector())
 		}
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	}

@@ -36,7 +36,7 @@ func (h *Handler) postRun(w http.ResponseWriter, req *http.Request) {
 		h.fail(w, req, err)
 		return
 	}
-	rec, err := h.r.RecordEvalRun(req.Context(), run, nil)
+	rec, err := h.r.RecordEvalRun(req.Context(), run, h.record)
 	if err != nil {
 		h.fail(w, req, err)
 		return
