@@ -56,7 +56,7 @@ func (e *ExistingSchemaError) Error() string {
 
 // inspect returns the names of the tables (plain, partitioned, views and
 // materialized views) visible in the current schema, and whether goose's
-// version table is among them, in one snapshot.
+// version table is among them with at least one applied migration.
 func inspect(ctx context.Context, db *sql.DB) (names []string, hasGoose bool, err error) {
 	rows, err := db.QueryContext(ctx, `SELECT c.relname::text FROM pg_catalog.pg_class c
 		WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
@@ -76,7 +76,17 @@ func inspect(ctx context.Context, db *sql.DB) (names []string, hasGoose bool, er
 		}
 		names = append(names, n)
 	}
-	return names, hasGoose, rows.Err()
+	if err := rows.Err(); err != nil || !hasGoose {
+		return names, hasGoose, err
+	}
+	// A version table without an applied migration is no history: goose
+	// makes one on any first contact (migrate status, say), and a failed
+	// first migration can leave one behind.
+	var applied int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+goose.DefaultTablename+" WHERE version_id > 0 AND is_applied").Scan(&applied); err != nil {
+		return nil, false, fmt.Errorf("migrate: read %s: %w", goose.DefaultTablename, err)
+	}
+	return names, applied > 0, nil
 }
 
 // CheckAdoptable returns an *ExistingSchemaError when the database has no
@@ -156,10 +166,16 @@ func Baseline(ctx context.Context, db *sql.DB) ([]int64, error) {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit, a no-op
-	if err := store.CreateVersionTable(ctx, tx); err != nil {
-		return nil, fmt.Errorf("baseline: create %s: %w", goose.DefaultTablename, err)
+	var exists bool
+	if err := tx.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", goose.DefaultTablename).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
 	}
 	versions := []int64{0} // goose's own marker row, as Provider.Up writes it
+	if exists {
+		versions = nil // left by goose without an applied migration (inspect checked)
+	} else if err := store.CreateVersionTable(ctx, tx); err != nil {
+		return nil, fmt.Errorf("baseline: create %s: %w", goose.DefaultTablename, err)
+	}
 	for _, s := range sources {
 		versions = append(versions, s.Version)
 	}
@@ -171,10 +187,14 @@ func Baseline(ctx context.Context, db *sql.DB) ([]int64, error) {
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
-	if err := ApplyTriggers(ctx, db); err != nil {
-		return versions[1:], err
+	recorded := make([]int64, 0, len(sources))
+	for _, s := range sources {
+		recorded = append(recorded, s.Version)
 	}
-	return versions[1:], nil
+	if err := ApplyTriggers(ctx, db); err != nil {
+		return recorded, err
+	}
+	return recorded, nil
 }
 
 // compareWithMigrations applies the migrations' Up sections to a scratch

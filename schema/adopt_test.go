@@ -209,3 +209,47 @@ func TestEveryTableHasANotificationTrigger(t *testing.T) {
 		t.Errorf("schema.Tables (-database +generated):\n%s", diff)
 	}
 }
+
+// TestAdoptionSurvivesAnEmptyVersionTable: goose creates its version table
+// on any first contact (migrate status), and a failed first migration can
+// leave one: without an applied migration it is no history, so Migrate
+// still refuses and Baseline still adopts.
+func TestAdoptionSurvivesAnEmptyVersionTable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := dbtest.GetServer(t).CreateDatabase(t)
+	execAll(t, dbURL, migrationsByHand(t)...)
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := schema.Open(cfg)
+	defer db.Close()
+	p, err := schema.NewProvider(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Status(ctx); err != nil { // creates goose_db_version
+		t.Fatal(err)
+	}
+	var ee *schema.ExistingSchemaError
+	if _, err := schema.Migrate(ctx, dbURL); !errors.As(err, &ee) {
+		t.Fatalf("Migrate() after goose made its version table = %v, want an *ExistingSchemaError", err)
+	}
+	got, err := schema.Baseline(ctx, db)
+	if err != nil {
+		t.Fatalf("Baseline() = %v", err)
+	}
+	if diff := cmp.Diff(allVersions(t), got); diff != "" {
+		t.Errorf("Baseline() versions (-want +got):\n%s", diff)
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if s.State != "applied" {
+			t.Errorf("migration %d is %s after Baseline, want applied", s.Source.Version, s.State)
+		}
+	}
+}

@@ -61,12 +61,20 @@ func runMigrate(ctx context.Context, a *app, args []string) error {
 		}
 		fmt.Fprintf(a.stdout, "migrate: the tables match the migrations; recorded versions %v as applied and installed the notification triggers\n", versions)
 	case "down":
+		if err := schema.CheckAdoptable(ctx, db); err != nil {
+			return err
+		}
 		r, err := p.Down(ctx)
 		if err != nil {
 			return fmt.Errorf("migrate down: %w", err)
 		}
 		fmt.Fprintf(a.stdout, "migrate: rolled back %s (%s)\n", r.Source.Path, r.Duration.Round(1e5))
 	case "status":
+		// goose creates its version table on first contact: on a database
+		// evaldb did not create, say so rather than leave one behind.
+		if err := schema.CheckAdoptable(ctx, db); err != nil {
+			return err
+		}
 		st, err := p.Status(ctx)
 		if err != nil {
 			return fmt.Errorf("migrate status: %w", err)
