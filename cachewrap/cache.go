@@ -393,10 +393,12 @@ func serve[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, call 
 	case Fresh:
 		return v, nil
 	case Stale:
-		Refresh(ctx, c, q, &k, func(ctx context.Context) (R, error) { return call(c.q, ctx, arg) })
+		a := arg // captured here, so that a hit does not move arg to the heap
+		Refresh(ctx, c, q, &k, func(ctx context.Context) (R, error) { return call(c.q, ctx, a) })
 		return v, nil
 	case Miss:
-		return Load(ctx, c, q, arg, func(ctx context.Context) (R, error) { return call(c.q, ctx, arg) })
+		a := arg
+		return Load(ctx, c, q, arg, func(ctx context.Context) (R, error) { return call(c.q, ctx, a) })
 	}
 	return call(c.q, ctx, arg)
 }
