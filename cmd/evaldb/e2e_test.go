@@ -142,6 +142,7 @@ func TestCommandErrorsSayWhatToDo(t *testing.T) {
 		{"ProductionDemo", []string{"demo"}, map[string]string{"APP_ENV": "production"}, 1, "with APP_ENV=production evaldb never falls back"},
 		{"ProductionStats", []string{"stats"}, map[string]string{"APP_ENV": "production"}, 1, "with APP_ENV=production evaldb never falls back"},
 		{"BadMaxBody", []string{"serve", "-max-body", "0"}, nil, 1, "-max-body=0: must be a positive number"},
+		{"BadRecordTimeout", []string{"serve", "-record-timeout", "1ns"}, nil, 1, "-record-timeout=1ns: must be at least 1ms"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -30,12 +30,16 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	maxBody := fs.Int64("max-body", httpapi.DefaultMaxBodyBytes,
 		fmt.Sprintf("largest request body accepted, in bytes (the default fits %d results of %d bytes)", 100_000, httpapi.ResultBudget))
 	grace := fs.Duration("grace", 20*time.Second, "how long shutdown waits for requests in flight")
+	recordTimeout := fs.Duration("record-timeout", httpapi.DefaultRecordTimeout, "how long recording one posted run may take, BEGIN to COMMIT")
 	local := fs.Bool("local", false, "without DATABASE_URL, serve the embedded local PostgreSQL (development only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *maxBody <= 0 {
 		return fmt.Errorf("-max-body=%d: must be a positive number of bytes", *maxBody)
+	}
+	if *recordTimeout < time.Millisecond {
+		return fmt.Errorf("-record-timeout=%s: must be at least 1ms", *recordTimeout)
 	}
 	a.allowLocal = *local
 	var logger *slog.Logger
@@ -55,7 +59,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("listen on %s: %w (pick another with -addr)", *addr, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(r, &httpapi.Options{Logger: logger, MaxBodyBytes: *maxBody}),
+		Handler:           httpapi.New(r, &httpapi.Options{Logger: logger, MaxBodyBytes: *maxBody, RecordTimeout: *recordTimeout}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	fmt.Fprintf(a.stdout, "evaldb: serving on http://%s (the API: http://%s/openapi.json)\n", ln.Addr(), ln.Addr())
