@@ -14,7 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/aah/evaldb/cachewrap"
+	"github.com/aah/evaldb/gen"
 	"github.com/aah/evaldb/internal/dbtest"
+	"github.com/aah/evaldb/txn"
 )
 
 func TestResolveCoherence(t *testing.T) {
@@ -261,10 +263,11 @@ func (l *commitLog) bounds(ackedBy, startedBy int64) (low, high int) {
 }
 
 // TestCoherenceRandomized runs three reader processes, each with its own
-// Repo through one PgBouncer, while two writers change the student they
-// read with plain SQL through the same PgBouncer: autocommit inserts,
-// transactions committed after being left open for up to 150 ms, and
-// transactions rolled back. Every read must count at least the metrics
+// Repo through one PgBouncer, while two writer processes change the
+// student they read with plain SQL through the same PgBouncer (autocommit
+// inserts, transactions committed after being left open for up to 150 ms,
+// and transactions rolled back) and this process writes through its own
+// Repo (autocommit, and transactions rolled back). Every read must count at least the metrics
 // committed (acknowledged) more than the mode's bound before it started, and
 // at most those whose COMMIT had been sent by the time it returned. In TTL
 // mode the same check must find stale reads, which shows that it can.
@@ -301,22 +304,29 @@ func TestCoherenceRandomized(t *testing.T) {
 				}
 				readers = append(readers, h)
 			}
-			cfg, err := pgx.ParseConfig(dbtest.PgBouncerURL(t, direct))
-			if err != nil {
-				t.Fatal(err)
+			var writers []*helper
+			for range 2 {
+				writers = append(writers, startHelper(t, pooled, "", "EVALDB_HELPER_COHERENCE=ttl",
+					"EVALDB_HELPER_WRITE_URL="+dbtest.PgBouncerURL(t, direct)))
 			}
-			cfg.DefaultQueryExecMode = pgx.QueryExecModeExec // no prepared statements through PgBouncer
+			own := open(t, &Config{URL: pooled, Env: Test, Coherence: CoherenceTTL})
 			const runFor = 2500 * time.Millisecond
 			var log commitLog
 			var wg sync.WaitGroup
-			writerErr := make(chan error, 2)
-			for w := range 2 {
+			writerErr := make(chan error, 1)
+			writerLogs := make([]string, len(writers))
+			for w, h := range writers {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					writerErr <- write(ctx, cfg, sp.ID, int64(w), runFor, &log)
+					writerLogs[w] = h.do(fmt.Sprintf("writeloop %d %d %d", sp.ID, runFor.Milliseconds(), w))
 				}()
 			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				writerErr <- writeThroughRepo(ctx, own, sp.ID, runFor, &log)
+			}()
 			answers := make([]string, len(readers))
 			var rg sync.WaitGroup
 			for i, h := range readers {
@@ -332,6 +342,15 @@ func TestCoherenceRandomized(t *testing.T) {
 			for err := range writerErr {
 				if err != nil {
 					t.Fatal(err)
+				}
+			}
+			for _, wl := range writerLogs {
+				for _, f := range strings.Fields(wl) {
+					var started, acked int64
+					if _, err := fmt.Sscanf(f, "%d,%d", &started, &acked); err != nil {
+						t.Fatalf("writer answer %q: %v", f, err)
+					}
+					log.add(time.Unix(0, started), time.Unix(0, acked))
 				}
 			}
 			slack := int64(2 * time.Millisecond) // the reader's clock read precedes the cache's own
@@ -372,6 +391,34 @@ func TestCoherenceRandomized(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeThroughRepo changes student sp's metrics through r until runFor has
+// passed: autocommit writes, logged, and transactions rolled back.
+func writeThroughRepo(ctx context.Context, r *Repo, sp int64, runFor time.Duration, log *commitLog) error {
+	rng := rand.New(rand.NewPCG(99, 17))
+	errRollback := errors.New("roll back")
+	for end := time.Now().Add(runFor); time.Now().Before(end); {
+		if rng.IntN(4) == 0 {
+			err := r.Tx(ctx, nil, func(ctx context.Context, tx *txn.Tx) error {
+				if _, err := tx.RecordPerformanceMetric(ctx, gen.RecordPerformanceMetricParams{StudentProfileID: sp, Name: "r", Value: 1, RecordedAt: time.Now()}); err != nil {
+					return err
+				}
+				return errRollback
+			})
+			if !errors.Is(err, errRollback) {
+				return fmt.Errorf("rolled-back transaction: %v", err)
+			}
+		} else {
+			started := time.Now()
+			if _, err := r.Queries().RecordPerformanceMetric(ctx, gen.RecordPerformanceMetricParams{StudentProfileID: sp, Name: "r", Value: 1, RecordedAt: started}); err != nil {
+				return err
+			}
+			log.add(started, time.Now())
+		}
+		time.Sleep(time.Duration(rng.IntN(10)) * time.Millisecond)
+	}
+	return nil
 }
 
 // write changes student sp's metrics with plain SQL on its own connection

@@ -165,6 +165,31 @@ func helperMain() int {
 					time.Sleep(200 * time.Microsecond)
 				}
 				return "error the write was not seen within 30s"
+			case "writeloop":
+				// writeloop SP MS SEED: TestCoherenceRandomized's writes, with
+				// plain SQL on EVALDB_HELPER_WRITE_URL; the commits it made as
+				// "started,acked" pairs (Unix ns).
+				f := strings.Fields(arg)
+				if len(f) != 3 {
+					return "error writeloop SP MS SEED"
+				}
+				sp, _ := strconv.ParseInt(f[0], 10, 64)
+				ms, _ := strconv.Atoi(f[1])
+				seed, _ := strconv.ParseInt(f[2], 10, 64)
+				cfg, err := pgx.ParseConfig(os.Getenv("EVALDB_HELPER_WRITE_URL"))
+				if err != nil {
+					return "error " + err.Error()
+				}
+				cfg.DefaultQueryExecMode = pgx.QueryExecModeExec // no prepared statements through PgBouncer
+				var log commitLog
+				if err := write(ctx, cfg, sp, seed, time.Duration(ms)*time.Millisecond, &log); err != nil {
+					return "error " + err.Error()
+				}
+				var b strings.Builder
+				for i := range log.acked {
+					fmt.Fprintf(&b, "%d,%d ", log.started[i], log.acked[i])
+				}
+				return strings.TrimSpace(b.String())
 			case "readloop":
 				student, ms, _ := strings.Cut(arg, " ")
 				d, _ := strconv.Atoi(ms)
