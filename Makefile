@@ -69,7 +69,7 @@ bench-compare: deps ## Compare evaldb with raw pgx, GORM, bun, Prisma 7 and pgbe
 	bench/run.sh full
 
 .PHONY: bench-scale
-bench-scale: deps ## Cost curves: every read and RecordEvalRun at 10^4..10^7 eval_results rows (bench/out/scale; not in CI, about an hour).
+bench-scale: deps ## Cost curves: every read and RecordEvalRun at 10^4..10^7 eval_results rows (bench/out/scale; not in CI, about 10 minutes).
 	cd bench && $(GO) run ./cmd/benchscale -out out/scale $(if $(SIZES),-sizes $(SIZES))
 
 .PHONY: bench-smoke
