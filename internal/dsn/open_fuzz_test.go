@@ -63,9 +63,23 @@ func FuzzOpenRedaction(f *testing.F) {
 			}
 			return "postgres://" + user + "@127.0.0.1:1" + rest + sep + "connect_timeout=1&sslmode=disable&password=" + p
 		}
-		if u, err := dsn.Parse(build(pw)); err == nil {
+		for _, p := range []string{pw, dsn.Mask} {
+			u, err := dsn.Parse(build(p))
+			if err != nil {
+				continue // Open is not reached
+			}
 			if _, ok := u.Password(); !ok {
 				return // it decodes to no password: nothing to mask
+			}
+			for k, v := range u.Params { // decoded: %73slrootcert is sslrootcert
+				if k == "sslmode" && v == "disable" || k == "password" {
+					continue // build's own
+				}
+				for _, bad := range []string{"host", "port", "ssl", "service", "passfile", "timeout", "krb", "target", "protocol"} {
+					if strings.Contains(strings.ToLower(k), bad) {
+						return
+					}
+				}
 			}
 		}
 		got, want := outputs(build(pw)), outputs(build(dsn.Mask))
