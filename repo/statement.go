@@ -217,6 +217,12 @@ func (t *target) acquire(ctx context.Context, ev *observe.StatementEnd) (*pgxpoo
 	if t.poolTimeout <= 0 {
 		return t.pool.Acquire(ctx)
 	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= t.poolTimeout {
+		// ctx ends first (the per-statement deadline, or the caller's): the
+		// pool timeout cannot run out, so arm no timer for it (a timer is
+		// about a tenth of a PK read's client instructions).
+		return t.pool.Acquire(ctx)
+	}
 	actx, cancel := context.WithTimeout(ctx, t.poolTimeout)
 	defer cancel()
 	c, err := t.pool.Acquire(actx)
