@@ -2,6 +2,12 @@
 
 package querymeta
 
+import (
+	"github.com/aah/evaldb/gen"
+)
+
+var _ = gen.New // every query may be a :copyfrom, which has no constant
+
 // Tables of schema/, in name order.
 const (
 	TableEvalMetrics Table = iota
@@ -58,15 +64,9 @@ const NumQueries = 23
 // Queries holds what cachegen derived from each query, indexed by ID.
 var Queries = [NumQueries]Query{
 	CountConnectionsByState: {
-		ID:   CountConnectionsByState,
-		Name: "CountConnectionsByState",
-		SQL: `-- name: CountConnectionsByState :many
-SELECT state::text AS state, count(*) AS connections
-FROM pg_catalog.pg_stat_activity
-WHERE datname = current_database() AND state IS NOT NULL
-GROUP BY state
-ORDER BY state
-`,
+		ID:        CountConnectionsByState,
+		Name:      "CountConnectionsByState",
+		SQL:       gen.CountConnectionsByState,
 		Kind:      ":many",
 		Operation: "SELECT",
 		Cache: Policy{
@@ -74,13 +74,9 @@ ORDER BY state
 		},
 	},
 	CreateStudentProfile: {
-		ID:   CreateStudentProfile,
-		Name: "CreateStudentProfile",
-		SQL: `-- name: CreateStudentProfile :one
-INSERT INTO student_profiles (user_id, student_id, cohort)
-VALUES ($1, $2, $3)
-RETURNING id, user_id, student_id, cohort, created_at
-`,
+		ID:          CreateStudentProfile,
+		Name:        "CreateStudentProfile",
+		SQL:         gen.CreateStudentProfile,
 		Kind:        ":one",
 		Operation:   "INSERT",
 		Writes:      []string{"student_profiles"},
@@ -90,13 +86,9 @@ RETURNING id, user_id, student_id, cohort, created_at
 		},
 	},
 	CreateUser: {
-		ID:   CreateUser,
-		Name: "CreateUser",
-		SQL: `-- name: CreateUser :one
-INSERT INTO users (email, name)
-VALUES ($1, $2)
-RETURNING id, email, name, created_at
-`,
+		ID:          CreateUser,
+		Name:        "CreateUser",
+		SQL:         gen.CreateUser,
 		Kind:        ":one",
 		Operation:   "INSERT",
 		Writes:      []string{"users"},
@@ -106,12 +98,9 @@ RETURNING id, email, name, created_at
 		},
 	},
 	DeleteEvalRun: {
-		ID:   DeleteEvalRun,
-		Name: "DeleteEvalRun",
-		SQL: `-- name: DeleteEvalRun :execrows
-DELETE FROM eval_runs
-WHERE id = $1
-`,
+		ID:          DeleteEvalRun,
+		Name:        "DeleteEvalRun",
+		SQL:         gen.DeleteEvalRun,
 		Kind:        ":execrows",
 		Operation:   "DELETE",
 		Writes:      []string{"eval_metrics", "eval_results", "eval_runs"},
@@ -121,24 +110,9 @@ WHERE id = $1
 		},
 	},
 	EvalLeaderboard: {
-		ID:   EvalLeaderboard,
-		Name: "EvalLeaderboard",
-		SQL: `-- name: EvalLeaderboard :many
-SELECT
-    r.model,
-    count(DISTINCT r.id)                                                AS runs,
-    count(*)                                                            AS results,
-    avg(CASE WHEN res.passed THEN 1.0 ELSE 0.0 END)::float8             AS pass_rate,
-    avg(res.score)::float8                                              AS mean_score,
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY res.latency_ms)::float8  AS p50_latency_ms,
-    percentile_cont(0.95) WITHIN GROUP (ORDER BY res.latency_ms)::float8 AS p95_latency_ms,
-    sum(res.prompt_tokens::int8 + res.completion_tokens::int8)::int8    AS tokens
-FROM eval_runs r
-JOIN eval_results res ON res.run_id = r.id
-WHERE r.id = ANY($1::uuid[])
-GROUP BY r.model
-ORDER BY pass_rate DESC, r.model
-`,
+		ID:         EvalLeaderboard,
+		Name:       "EvalLeaderboard",
+		SQL:        gen.EvalLeaderboard,
 		Kind:       ":many",
 		Operation:  "SELECT",
 		Reads:      []string{"eval_results", "eval_runs"},
@@ -147,12 +121,9 @@ ORDER BY pass_rate DESC, r.model
 		Cache:      Policy{},
 	},
 	GetEvalRun: {
-		ID:   GetEvalRun,
-		Name: "GetEvalRun",
-		SQL: `-- name: GetEvalRun :one
-SELECT id, name, model, dataset, status, config, started_at, finished_at, created_at FROM eval_runs
-WHERE id = $1
-`,
+		ID:         GetEvalRun,
+		Name:       "GetEvalRun",
+		SQL:        gen.GetEvalRun,
 		Kind:       ":one",
 		Operation:  "SELECT",
 		Reads:      []string{"eval_runs"},
@@ -161,23 +132,9 @@ WHERE id = $1
 		Cache:      Policy{},
 	},
 	GetEvalRunSummary: {
-		ID:   GetEvalRunSummary,
-		Name: "GetEvalRunSummary",
-		SQL: `-- name: GetEvalRunSummary :one
-SELECT
-    r.id,
-    r.status,
-    count(res.case_id)                                                              AS result_count,
-    count(res.case_id) FILTER (WHERE res.passed)                                    AS passed_count,
-    coalesce(avg(CASE WHEN res.passed THEN 1.0 ELSE 0.0 END), 0)::float8            AS pass_rate,
-    coalesce(avg(res.score), 0)::float8                                             AS mean_score,
-    coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY res.latency_ms), 0)::float8  AS p50_latency_ms,
-    coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY res.latency_ms), 0)::float8 AS p95_latency_ms
-FROM eval_runs r
-LEFT JOIN eval_results res ON res.run_id = r.id
-WHERE r.id = $1
-GROUP BY r.id
-`,
+		ID:         GetEvalRunSummary,
+		Name:       "GetEvalRunSummary",
+		SQL:        gen.GetEvalRunSummary,
 		Kind:       ":one",
 		Operation:  "SELECT",
 		Reads:      []string{"eval_results", "eval_runs"},
@@ -189,25 +146,9 @@ GROUP BY r.id
 		},
 	},
 	GetStudentWithMetrics: {
-		ID:   GetStudentWithMetrics,
-		Name: "GetStudentWithMetrics",
-		SQL: `-- name: GetStudentWithMetrics :one
-SELECT
-    sp.id, sp.user_id, sp.student_id, sp.cohort, sp.created_at,
-    m.names::text[]              AS metric_names,
-    m.vals::float8[]             AS metric_values,
-    m.recorded::timestamptz[]    AS metric_recorded_at
-FROM student_profiles sp
-CROSS JOIN LATERAL (
-    SELECT
-        coalesce(array_agg(pm.name ORDER BY pm.recorded_at, pm.id), '{}')        AS names,
-        coalesce(array_agg(pm.value ORDER BY pm.recorded_at, pm.id), '{}')       AS vals,
-        coalesce(array_agg(pm.recorded_at ORDER BY pm.recorded_at, pm.id), '{}') AS recorded
-    FROM performance_metrics pm
-    WHERE pm.student_profile_id = sp.id
-) m
-WHERE sp.student_id = $1
-`,
+		ID:         GetStudentWithMetrics,
+		Name:       "GetStudentWithMetrics",
+		SQL:        gen.GetStudentWithMetrics,
 		Kind:       ":one",
 		Operation:  "SELECT",
 		Reads:      []string{"performance_metrics", "student_profiles"},
@@ -219,12 +160,9 @@ WHERE sp.student_id = $1
 		},
 	},
 	GetUser: {
-		ID:   GetUser,
-		Name: "GetUser",
-		SQL: `-- name: GetUser :one
-SELECT id, email, name, created_at FROM users
-WHERE id = $1
-`,
+		ID:         GetUser,
+		Name:       "GetUser",
+		SQL:        gen.GetUser,
 		Kind:       ":one",
 		Operation:  "SELECT",
 		Reads:      []string{"users"},
@@ -233,12 +171,9 @@ WHERE id = $1
 		Cache:      Policy{},
 	},
 	GetUserByEmail: {
-		ID:   GetUserByEmail,
-		Name: "GetUserByEmail",
-		SQL: `-- name: GetUserByEmail :one
-SELECT id, email, name, created_at FROM users
-WHERE lower(email) = lower($1)
-`,
+		ID:         GetUserByEmail,
+		Name:       "GetUserByEmail",
+		SQL:        gen.GetUserByEmail,
 		Kind:       ":one",
 		Operation:  "SELECT",
 		Reads:      []string{"users"},
@@ -261,12 +196,9 @@ VALUES (@run_id, @name, @value);`,
 		},
 	},
 	InsertEvalMetricsUnnest: {
-		ID:   InsertEvalMetricsUnnest,
-		Name: "InsertEvalMetricsUnnest",
-		SQL: `-- name: InsertEvalMetricsUnnest :execrows
-INSERT INTO eval_metrics (run_id, name, value)
-SELECT $1, unnest($2::text[]), unnest($3::float8[])
-`,
+		ID:          InsertEvalMetricsUnnest,
+		Name:        "InsertEvalMetricsUnnest",
+		SQL:         gen.InsertEvalMetricsUnnest,
 		Kind:        ":execrows",
 		Operation:   "INSERT",
 		Writes:      []string{"eval_metrics"},
@@ -295,25 +227,9 @@ INSERT INTO eval_results (
 		},
 	},
 	InsertEvalResultsUnnest: {
-		ID:   InsertEvalResultsUnnest,
-		Name: "InsertEvalResultsUnnest",
-		SQL: `-- name: InsertEvalResultsUnnest :execrows
-INSERT INTO eval_results (
-    run_id, case_id, input, expected, output, score, passed,
-    latency_ms, prompt_tokens, completion_tokens, error
-)
-SELECT $1, u.case_id, u.input, u.expected, u.output, u.score, u.passed,
-       u.latency_ms, u.prompt_tokens, u.completion_tokens,
-       CASE WHEN u.has_error THEN u.error_text END
-FROM (
-    SELECT unnest($2::text[]) AS case_id, unnest($3::text[]) AS input,
-           unnest($4::text[]) AS expected, unnest($5::text[]) AS output,
-           unnest($6::float8[]) AS score, unnest($7::boolean[]) AS passed,
-           unnest($8::int4[]) AS latency_ms, unnest($9::int4[]) AS prompt_tokens,
-           unnest($10::int4[]) AS completion_tokens,
-           unnest($11::boolean[]) AS has_error, unnest($12::text[]) AS error_text
-) u
-`,
+		ID:          InsertEvalResultsUnnest,
+		Name:        "InsertEvalResultsUnnest",
+		SQL:         gen.InsertEvalResultsUnnest,
 		Kind:        ":execrows",
 		Operation:   "INSERT",
 		Writes:      []string{"eval_results"},
@@ -323,14 +239,9 @@ FROM (
 		},
 	},
 	InsertEvalRun: {
-		ID:   InsertEvalRun,
-		Name: "InsertEvalRun",
-		SQL: `-- name: InsertEvalRun :one
-INSERT INTO eval_runs (id, name, model, dataset, status, config, started_at, finished_at)
-VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'::jsonb),
-        $7, $8)
-RETURNING id, name, model, dataset, status, config, started_at, finished_at, created_at
-`,
+		ID:          InsertEvalRun,
+		Name:        "InsertEvalRun",
+		SQL:         gen.InsertEvalRun,
 		Kind:        ":one",
 		Operation:   "INSERT",
 		Writes:      []string{"eval_runs"},
@@ -354,13 +265,9 @@ VALUES (@student_profile_id, @name, @value, @recorded_at);`,
 		},
 	},
 	ListEvalMetrics: {
-		ID:   ListEvalMetrics,
-		Name: "ListEvalMetrics",
-		SQL: `-- name: ListEvalMetrics :many
-SELECT run_id, name, value FROM eval_metrics
-WHERE run_id = $1
-ORDER BY name
-`,
+		ID:         ListEvalMetrics,
+		Name:       "ListEvalMetrics",
+		SQL:        gen.ListEvalMetrics,
 		Kind:       ":many",
 		Operation:  "SELECT",
 		Reads:      []string{"eval_metrics"},
@@ -369,14 +276,9 @@ ORDER BY name
 		Cache:      Policy{},
 	},
 	ListEvalResults: {
-		ID:   ListEvalResults,
-		Name: "ListEvalResults",
-		SQL: `-- name: ListEvalResults :many
-SELECT run_id, case_id, input, expected, output, score, passed, latency_ms, prompt_tokens, completion_tokens, error FROM eval_results
-WHERE run_id = $1 AND case_id > $2
-ORDER BY case_id
-LIMIT $3
-`,
+		ID:         ListEvalResults,
+		Name:       "ListEvalResults",
+		SQL:        gen.ListEvalResults,
 		Kind:       ":many",
 		Operation:  "SELECT",
 		Reads:      []string{"eval_results"},
@@ -385,19 +287,9 @@ LIMIT $3
 		Cache:      Policy{},
 	},
 	ListEvalRuns: {
-		ID:   ListEvalRuns,
-		Name: "ListEvalRuns",
-		SQL: `-- name: ListEvalRuns :many
-SELECT id, name, model, dataset, status, config, started_at, finished_at, created_at FROM eval_runs
-WHERE (created_at, id) < (
-    coalesce($1::timestamptz, 'infinity'::timestamptz),
-    coalesce($2::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid)
-)
-  AND ($3::text IS NULL OR model = $3::text)
-  AND ($4::text IS NULL OR status = $4::text)
-ORDER BY created_at DESC, id DESC
-LIMIT $5
-`,
+		ID:         ListEvalRuns,
+		Name:       "ListEvalRuns",
+		SQL:        gen.ListEvalRuns,
 		Kind:       ":many",
 		Operation:  "SELECT",
 		Reads:      []string{"eval_runs"},
@@ -408,14 +300,9 @@ LIMIT $5
 		},
 	},
 	ListFailedEvalResults: {
-		ID:   ListFailedEvalResults,
-		Name: "ListFailedEvalResults",
-		SQL: `-- name: ListFailedEvalResults :many
-SELECT run_id, case_id, input, expected, output, score, passed, latency_ms, prompt_tokens, completion_tokens, error FROM eval_results
-WHERE run_id = $1 AND case_id > $2 AND NOT passed
-ORDER BY case_id
-LIMIT $3
-`,
+		ID:         ListFailedEvalResults,
+		Name:       "ListFailedEvalResults",
+		SQL:        gen.ListFailedEvalResults,
 		Kind:       ":many",
 		Operation:  "SELECT",
 		Reads:      []string{"eval_results"},
@@ -424,18 +311,9 @@ LIMIT $3
 		Cache:      Policy{},
 	},
 	ListStudentMetricsInWindow: {
-		ID:   ListStudentMetricsInWindow,
-		Name: "ListStudentMetricsInWindow",
-		SQL: `-- name: ListStudentMetricsInWindow :many
-SELECT pm.id, pm.student_profile_id, pm.name, pm.value, pm.recorded_at
-FROM performance_metrics pm
-JOIN student_profiles sp ON sp.id = pm.student_profile_id
-WHERE sp.student_id = $1
-  AND pm.recorded_at >= $2
-  AND pm.recorded_at < $3
-  AND ($4::text IS NULL OR pm.name = $4)
-ORDER BY pm.recorded_at, pm.id
-`,
+		ID:         ListStudentMetricsInWindow,
+		Name:       "ListStudentMetricsInWindow",
+		SQL:        gen.ListStudentMetricsInWindow,
 		Kind:       ":many",
 		Operation:  "SELECT",
 		Reads:      []string{"performance_metrics", "student_profiles"},
@@ -444,13 +322,9 @@ ORDER BY pm.recorded_at, pm.id
 		Cache:      Policy{},
 	},
 	RecordPerformanceMetric: {
-		ID:   RecordPerformanceMetric,
-		Name: "RecordPerformanceMetric",
-		SQL: `-- name: RecordPerformanceMetric :one
-INSERT INTO performance_metrics (student_profile_id, name, value, recorded_at)
-VALUES ($1, $2, $3, $4)
-RETURNING id, student_profile_id, name, value, recorded_at
-`,
+		ID:          RecordPerformanceMetric,
+		Name:        "RecordPerformanceMetric",
+		SQL:         gen.RecordPerformanceMetric,
 		Kind:        ":one",
 		Operation:   "INSERT",
 		Writes:      []string{"performance_metrics"},
@@ -460,18 +334,9 @@ RETURNING id, student_profile_id, name, value, recorded_at
 		},
 	},
 	UpdateEvalRunStatus: {
-		ID:   UpdateEvalRunStatus,
-		Name: "UpdateEvalRunStatus",
-		SQL: `-- name: UpdateEvalRunStatus :one
-UPDATE eval_runs
-SET status = $1,
-    finished_at = CASE
-        WHEN $1::text = 'running' THEN NULL
-        ELSE coalesce($2::timestamptz, finished_at, greatest(now(), started_at))
-    END
-WHERE id = $3
-RETURNING id, name, model, dataset, status, config, started_at, finished_at, created_at
-`,
+		ID:          UpdateEvalRunStatus,
+		Name:        "UpdateEvalRunStatus",
+		SQL:         gen.UpdateEvalRunStatus,
 		Kind:        ":one",
 		Operation:   "UPDATE",
 		Writes:      []string{"eval_runs"},

@@ -4,11 +4,11 @@
 // (and so may run on a read replica) and its cache policy from the
 // "-- cache:" line of its comment in queries/.
 //
-// The table is generated (queries_gen.go) by `go generate ./...`; it is a
-// leaf package that any package may read. repo routes, retries and
-// invalidates by it, cachewrap keys and invalidates by it, and a service can
-// use it to label its own metrics or to check at start-up which queries are
-// cached.
+// The table is generated (queries_gen.go) by `go generate ./...`; any
+// package may read it. repo routes, retries and invalidates by it, cachewrap
+// keys and invalidates by it, and a service can use it to label its own
+// metrics or to check at start-up which queries are cached. It imports only
+// package gen (for sqlc's SQL constants).
 package querymeta
 
 import "time"

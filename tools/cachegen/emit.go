@@ -143,6 +143,9 @@ func emitMeta(pkg *genPkg, tables []string) ([]byte, error) {
 	e.p("")
 	e.p("package querymeta")
 	e.p("")
+	e.imports("github.com/aah/evaldb/gen")
+	e.p("var _ = gen.New // every query may be a :copyfrom, which has no constant")
+	e.p("")
 	e.p("// Tables of schema/, in name order.")
 	e.p("const (")
 	for i, t := range tables {
@@ -191,7 +194,11 @@ func emitMeta(pkg *genPkg, tables []string) ([]byte, error) {
 		e.p("%s: {", m.name)
 		e.p("ID: %s,", m.name)
 		e.p("Name: %q,", m.name)
-		e.p("SQL: %s,", goString(m.sql))
+		if _, ok := pkg.consts[m.name]; ok {
+			e.p("SQL: gen.%s,", m.name) // sqlc's own constant, not a copy of it
+		} else {
+			e.p("SQL: %s,", goString(m.sql)) // :copyfrom: sqlc keeps no constant
+		}
 		e.p("Kind: %q,", m.kind)
 		e.p("Operation: %q,", operation(m))
 		if len(rs) > 0 {
