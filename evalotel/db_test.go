@@ -170,10 +170,22 @@ func TestOnRealDatabase(t *testing.T) {
 		if d := diffMaps(map[string]string{"evaldb.tx.attempt": "2", "error.type": "40001", "db.response.status_code": "40001"}, attrs(ev[0].Attributes)); d != "" {
 			t.Errorf("retry event attributes:\n%s", d)
 		}
-		// Statements inside a transaction (tx.GetUser, tx.Raw()) run on
-		// the pgx.Tx and are not reported to the Observer yet; when they
-		// are, they become children of this span (TestTxSpan checks the
-		// context).
+		// The statements run through the transaction's typed queries are
+		// its children, one per attempt, with the server's attributes.
+		// (Those sent through tx.Raw() are not reported.)
+		var inTx int
+		for _, s := range spansNamed(sr.Ended(), "GetUser") {
+			if s.Parent().SpanID() != txs[0].SpanContext().SpanID() {
+				continue
+			}
+			inTx++
+			if a := attrs(s.Attributes()); a["db.namespace"] == "" || a["server.port"] == "" || a["db.query.text"] != gen.GetUser {
+				t.Errorf("GetUser inside the transaction: attributes %v, want the server's and the query text", a)
+			}
+		}
+		if inTx != 2 {
+			t.Errorf("%d GetUser spans are children of the transaction span, want 2 (one per attempt)", inTx)
+		}
 	})
 
 	t.Run("RecordEvalRun", func(t *testing.T) {

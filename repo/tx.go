@@ -57,6 +57,15 @@ type serverObserver struct {
 	server observe.Server
 }
 
+// StartStatement fills in the server of the statements a transaction runs
+// through its typed queries (txn reports them without one).
+func (o serverObserver) StartStatement(ctx context.Context, s *observe.Statement) (context.Context, func(*observe.StatementEnd)) {
+	if s.Server == (observe.Server{}) {
+		s.Server = o.server
+	}
+	return o.Observer.StartStatement(ctx, s)
+}
+
 func (o serverObserver) StartTx(ctx context.Context, t *observe.Tx) (context.Context, observe.TxSpan) {
 	t.Server = o.server
 	return o.Observer.StartTx(ctx, t)

@@ -293,6 +293,9 @@ func attemptOnce(ctx context.Context, db Beginner, o *Options, attempt int, fn f
 	txCtx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	var q gen.Querier = gen.New(pgtx)
+	if o.Observer != nil {
+		q = observedQuerier{q: q, obs: o.Observer}
+	}
 	var cacheCommit func()
 	if o.Cache != nil {
 		q, cacheCommit = o.Cache.Tx(q)

@@ -68,10 +68,15 @@ func emit(pkg *genPkg, tables []string) ([]genFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	observed, err := emitObserved(pkg)
+	if err != nil {
+		return nil, err
+	}
 	return []genFile{
 		{"querymeta/queries_gen.go", meta},
 		{"cachewrap/querier_gen.go", cache},
 		{"repo/queries_gen.go", facade},
+		{"txn/observed_gen.go", observed},
 	}, nil
 }
 
