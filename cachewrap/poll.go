@@ -137,6 +137,11 @@ func (p *Poller) Fresh(ctx context.Context) error {
 		return nil
 	}
 	p.mu.Lock()
+	if last := p.last.Load(); last != never && now-last <= int64(p.o.MaxStaleness) {
+		// A look finished while this reader waited for the lock.
+		p.mu.Unlock()
+		return nil
+	}
 	l := p.inflight
 	if l == nil || l.started < now-int64(p.o.MaxStaleness) {
 		// No look in flight, or one too old to vouch for this read (it
