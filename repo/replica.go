@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/aah/evaldb/internal/backoff"
 	"github.com/aah/evaldb/querymeta"
 )
 
@@ -56,9 +57,18 @@ type ReplicaOptions struct {
 
 	// CheckInterval is how often every replica's health and replay
 	// position and the primary's WAL position are checked, and so how
-	// quickly a replica that went away is used again after it comes back.
-	// Default: 100 ms.
+	// quickly a replica that failed a read, or lags, is used again once it
+	// is healthy. Default: 100 ms.
 	CheckInterval time.Duration
+
+	// MaxRetryInterval caps the backoff of a replica that cannot be
+	// reached or is not a standby: after each failed check its next check
+	// waits twice as long as the last, from CheckInterval up to this (with
+	// jitter), so that a dead host is not dialled every CheckInterval and
+	// replicas that failed together are not retried together. A replica
+	// that answers but lags is checked every CheckInterval. It bounds how
+	// long a replica that came back waits to be used again. Default: 5 s.
+	MaxRetryInterval time.Duration
 }
 
 // Defaults of ReplicaOptions.
@@ -66,6 +76,7 @@ const (
 	DefaultReplicaMaxLag        = 5 * time.Second
 	DefaultReplicaPollInterval  = 5 * time.Millisecond
 	DefaultReplicaCheckInterval = 100 * time.Millisecond
+	DefaultReplicaMaxRetry      = 5 * time.Second
 )
 
 func (o *ReplicaOptions) resolve() (ReplicaOptions, error) {
@@ -76,7 +87,7 @@ func (o *ReplicaOptions) resolve() (ReplicaOptions, error) {
 	for _, f := range []struct {
 		name string
 		v    time.Duration
-	}{{"MaxLag", c.MaxLag}, {"PollInterval", c.PollInterval}, {"CheckInterval", c.CheckInterval}} {
+	}{{"MaxLag", c.MaxLag}, {"PollInterval", c.PollInterval}, {"CheckInterval", c.CheckInterval}, {"MaxRetryInterval", c.MaxRetryInterval}} {
 		if f.v < 0 {
 			return c, fmt.Errorf("Config.Replicas.%s must be >= 0 (got %s); 0 means the default", f.name, f.v)
 		}
@@ -84,6 +95,7 @@ func (o *ReplicaOptions) resolve() (ReplicaOptions, error) {
 	c.MaxLag = cmp.Or(c.MaxLag, DefaultReplicaMaxLag)
 	c.PollInterval = cmp.Or(c.PollInterval, DefaultReplicaPollInterval)
 	c.CheckInterval = cmp.Or(c.CheckInterval, DefaultReplicaCheckInterval)
+	c.MaxRetryInterval = max(cmp.Or(c.MaxRetryInterval, DefaultReplicaMaxRetry), c.CheckInterval)
 	return c, nil
 }
 
@@ -118,6 +130,12 @@ type replica struct {
 	lag     atomic.Int64 // nanoseconds, last computed
 	reads   atomic.Int64 // reads served
 	fails   atomic.Int64 // reads that failed here and went to the primary
+	checks  atomic.Int64 // health checks (polls) sent to it
+
+	// The backoff of a replica that cannot be reached, owned by the
+	// poller's goroutine: consecutive failed checks, and when the next may run.
+	down    int
+	retryAt time.Time
 
 	mu     sync.Mutex
 	reason string // why it is not healthy ("" when healthy)
@@ -378,12 +396,22 @@ func (s *replicaSet) check(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, max(s.opts.CheckInterval, time.Second))
 	defer cancel()
 	_, _ = s.fetchPrimary(ctx, false) // a failure only coarsens the lag; writes record their own
+	now := time.Now()
 	var wg sync.WaitGroup
 	for _, rep := range s.reps {
+		if rep.down > 0 && now.Before(rep.retryAt) {
+			continue // backing off a replica that could not be reached
+		}
 		wg.Go(func() { s.poll(ctx, rep) })
 	}
 	wg.Wait()
 	s.prune()
+}
+
+// retryPolicy is the backoff of a replica that cannot be reached (see
+// ReplicaOptions.MaxRetryInterval).
+func (s *replicaSet) retryPolicy() backoff.Policy {
+	return backoff.Policy{Base: s.opts.CheckInterval, Max: s.opts.MaxRetryInterval}
 }
 
 // pollBehind polls the healthy replicas that have not replayed the latest
@@ -412,6 +440,7 @@ func (s *replicaSet) prune() {
 
 // poll reads one replica's replay position and decides its health.
 func (s *replicaSet) poll(ctx context.Context, rep *replica) {
+	rep.checks.Add(1)
 	row, err := queryOne(ctx, rep.t, sqlReplayLSN)
 	var lsn uint64
 	if err == nil && row[0] != "true" {
@@ -421,9 +450,12 @@ func (s *replicaSet) poll(ctx context.Context, rep *replica) {
 		lsn, err = parseLSN(row[1])
 	}
 	if err != nil {
+		rep.down++
+		rep.retryAt = time.Now().Add(s.retryPolicy().Delay(rep.down))
 		s.setHealth(ctx, rep, false, "unreachable or failing: "+err.Error())
 		return
 	}
+	rep.down = 0
 	maxUint64(&rep.replay, lsn)
 	lag := s.wal.lag(time.Now(), rep.replay.Load())
 	rep.lag.Store(int64(lag))
@@ -478,6 +510,9 @@ type ReplicaState struct {
 	// Reads is the number of reads it served; Failovers the number that
 	// failed on it and were run on the primary.
 	Reads, Failovers int64
+	// Checks is the number of health checks sent to it (fewer than the
+	// primary's while it cannot be reached: see ReplicaOptions.MaxRetryInterval).
+	Checks int64
 	// Pool are its pool's figures.
 	Pool PoolStats
 }
@@ -525,7 +560,7 @@ func (r *Repo) ReplicaStats() *ReplicaStats {
 	for _, rep := range s.reps {
 		rs := ReplicaState{Name: rep.name, Healthy: rep.healthy.Load(), Reason: rep.getReason(),
 			ReplayLSN: formatLSN(rep.replay.Load()), Lag: time.Duration(rep.lag.Load()),
-			Reads: rep.reads.Load(), Failovers: rep.fails.Load(), Pool: poolStats(rep.t)}
+			Reads: rep.reads.Load(), Failovers: rep.fails.Load(), Checks: rep.checks.Load(), Pool: poolStats(rep.t)}
 		if rs.Healthy {
 			rs.Reason = ""
 		}
@@ -561,6 +596,7 @@ func replicaDescs(labels prometheus.Labels) map[string]*prometheus.Desc {
 		"lag":       d("evaldb_replica_lag_seconds", "The replica's last measured lag behind the primary (a lower bound).", "replica"),
 		"primary":   d("evaldb_replica_primary_reads_total", "Read-only queries served by the primary instead of a replica."),
 		"fallbacks": d("evaldb_replica_fallbacks_total", "Reads sent to the primary, by reason (behind, unhealthy, unknown, failed).", "reason"),
+		"checks":    d("evaldb_replica_checks_total", "Health checks sent to a replica (backing off while it cannot be reached).", "replica"),
 		"fetches":   d("evaldb_replica_wal_fetches_total", "Reads of the primary's WAL position (after writes and in checks)."),
 		"fetchsec":  d("evaldb_replica_wal_fetch_seconds_total", "Time spent reading the primary's WAL position."),
 	}
@@ -578,6 +614,7 @@ func collectReplicas(ch chan<- prometheus.Metric, d map[string]*prometheus.Desc,
 	for _, rs := range st.Replicas {
 		m("reads", prometheus.CounterValue, float64(rs.Reads), rs.Name)
 		m("failovers", prometheus.CounterValue, float64(rs.Failovers), rs.Name)
+		m("checks", prometheus.CounterValue, float64(rs.Checks), rs.Name)
 		h := 0.0
 		if rs.Healthy {
 			h = 1

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aah/evaldb/gen"
+	"github.com/aah/evaldb/internal/dbtest"
 	"github.com/aah/evaldb/internal/pgcluster"
 	"github.com/aah/evaldb/repo"
 	"github.com/aah/evaldb/schema"
@@ -483,4 +486,48 @@ func lsnAtLeast(a, b string) bool {
 		return false
 	}
 	return ah<<32|al >= bh<<32|bl
+}
+
+// TestUnreachableReplicaBacksOff: a replica that cannot be reached is
+// checked with exponential backoff (internal/backoff, as the listener and
+// txn retry), not dialled on every check of the primary. The assertion
+// counts checks, not time: with a 5 ms CheckInterval, the backoff doubling
+// from it sends a handful of checks while the primary is checked dozens of
+// times; without it both counts are equal.
+func TestUnreachableReplicaBacksOff(t *testing.T) {
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // a port that refuses: taken, then closed
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	_ = ln.Close()
+	u, err := url.Parse(dbtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ru := *u
+	ru.Host = dead
+	r, err := repo.Open(ctx, &repo.Config{URL: u.String(), ReplicaURLs: []string{ru.String()}, Env: repo.Test, DisableCache: true,
+		Replicas: &repo.ReplicaOptions{CheckInterval: 5 * time.Millisecond, MaxRetryInterval: time.Minute}})
+	if err != nil {
+		t.Fatalf("repo.Open() with an unreachable replica error = %v, want nil (reads use the primary)", err)
+	}
+	t.Cleanup(r.Close)
+	start := r.ReplicaStats()
+	eventually(t, time.Minute, "the primary is checked 60 more times", func() bool {
+		return r.ReplicaStats().WALFetches >= start.WALFetches+60
+	})
+	st := r.ReplicaStats()
+	rep := st.Replicas[0]
+	if rep.Healthy || !strings.Contains(rep.Reason, "unreachable") {
+		t.Errorf("replica state = %+v, want unhealthy and unreachable", rep)
+	}
+	checks := rep.Checks - start.Replicas[0].Checks
+	if primary := st.WALFetches - start.WALFetches; checks < 1 || checks*4 > primary {
+		t.Errorf("unreachable replica checked %d times while the primary was checked %d times; want at least once and under a quarter as often (backoff)", checks, primary)
+	}
+	if got, err := r.Queries().GetUser(ctx, 1); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("GetUser() with the replica unreachable = %+v, %v; want ErrNotFound from the primary", got, err)
+	}
 }

@@ -114,9 +114,13 @@ func TestReplicaOptionsResolve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ReplicaOptions{MaxLag: DefaultReplicaMaxLag, PollInterval: DefaultReplicaPollInterval, CheckInterval: DefaultReplicaCheckInterval}
+	want := ReplicaOptions{MaxLag: DefaultReplicaMaxLag, PollInterval: DefaultReplicaPollInterval, CheckInterval: DefaultReplicaCheckInterval, MaxRetryInterval: DefaultReplicaMaxRetry}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("resolve(nil) mismatch (-want +got):\n%s", diff)
+	}
+	// The backoff's cap is never below its base, the check interval.
+	if got, err := (&ReplicaOptions{CheckInterval: time.Minute}).resolve(); err != nil || got.MaxRetryInterval != time.Minute {
+		t.Errorf("resolve(CheckInterval 1m).MaxRetryInterval = %s, %v; want 1m", got.MaxRetryInterval, err)
 	}
 	if _, err := (&ReplicaOptions{MaxLag: -time.Second}).resolve(); err == nil || err.Error() != "Config.Replicas.MaxLag must be >= 0 (got -1s); 0 means the default" {
 		t.Errorf("resolve(MaxLag -1s) error = %v", err)
