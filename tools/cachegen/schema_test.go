@@ -63,6 +63,17 @@ CREATE FUNCTION bump(counter text) RETURNS bigint LANGUAGE sql BEGIN ATOMIC
 END;
 CREATE TABLE events (id bigint, at date) PARTITION BY RANGE (at);
 CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE archived_runs (id uuid PRIMARY KEY, model text);
+CREATE RULE archive_on_delete AS ON DELETE TO datasets DO ALSO INSERT INTO archived_runs (id, model) SELECT id, model FROM eval_runs WHERE dataset_id = OLD.id;
+CREATE RULE dropped AS ON UPDATE TO audit_log DO INSTEAD NOTHING;
+CREATE RULE gone AS ON INSERT TO tallies DO ALSO DELETE FROM counters WHERE name = NEW.name;
+DROP RULE gone ON tallies;
+CREATE VIEW writable_archive AS SELECT id, model, 1 AS one FROM archived_runs;
+CREATE RULE archive_insert AS ON INSERT TO writable_archive DO INSTEAD INSERT INTO archived_runs VALUES (NEW.id, NEW.model);
+CREATE TABLE tenant_notes (id bigint PRIMARY KEY, tenant text, body text);
+ALTER TABLE tenant_notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON tenant_notes USING (tenant = current_setting('app.tenant'));
+CREATE FOREIGN TABLE remote_scores (run_id uuid, score float8) SERVER warehouse;
 `
 
 func evolved(t *testing.T) *schemaInfo {
@@ -111,7 +122,7 @@ func TestAnalyzeEvolvedSchema(t *testing.T) {
 		{"TriggerFollowed", "INSERT INTO datasets (id, name) VALUES (1, 'd')",
 			access{writes: []string{"audit_log", "datasets"}}},
 		{"TriggerAndFKFollowed", "DELETE FROM datasets",
-			access{writes: []string{"audit_log", "datasets", "eval_metrics", "eval_results", "eval_runs"}}},
+			access{writes: []string{"archived_runs", "audit_log", "datasets", "eval_metrics", "eval_results", "eval_runs"}}},
 		{"UpdateCascade", "UPDATE datasets SET id = id + 1",
 			access{writes: []string{"datasets", "eval_metrics", "eval_results", "eval_runs"}}},
 		{"TruncateCascade", "TRUNCATE datasets CASCADE",
@@ -122,6 +133,24 @@ func TestAnalyzeEvolvedSchema(t *testing.T) {
 			access{writes: []string{"events", "events_2026"}}},
 		{"WriteThroughView", "DELETE FROM run_pass_rates",
 			access{writes: append(runs[:0:0], runs...)}},
+		{"RuleFollowed", "DELETE FROM datasets WHERE id = $1",
+			access{writes: []string{"archived_runs", "audit_log", "datasets", "eval_metrics", "eval_results", "eval_runs"}}},
+		{"InsteadRuleOnView", "INSERT INTO writable_archive (id, model) VALUES ($1, $2)",
+			access{writes: []string{"archived_runs"}}},
+		{"DroppedRuleNotFollowed", "INSERT INTO tallies (name) VALUES ('x')",
+			access{writes: []string{"tallies"}}},
+		{"RowLevelSecurity", "SELECT body FROM tenant_notes WHERE id = $1",
+			access{reads: []string{"tenant_notes"}, uncacheable: "reads tenant_notes, which has row-level security: its rows depend on the session's role and settings, which a cache key does not hold"}},
+		{"ForeignTable", "SELECT score FROM remote_scores WHERE run_id = $1",
+			access{reads: []string{"remote_scores"}, uncacheable: "reads foreign table remote_scores (server warehouse), whose writes happen where no trigger of this database sees them"}},
+		{"WriteForeignTable", "INSERT INTO remote_scores VALUES ($1, $2)",
+			access{writes: []string{"remote_scores"}}},
+		{"NowLiteral", "SELECT * FROM eval_runs WHERE started_at > 'now'::timestamptz - interval '1 day'",
+			access{reads: []string{"eval_runs"}, uncacheable: "casts 'now' to timestamptz, which changes between calls"}},
+		{"TodayLiteral", "SELECT count(*) FROM eval_runs WHERE started_at >= date 'Today'",
+			access{reads: []string{"eval_runs"}, uncacheable: "casts 'today' to date, which changes between calls"}},
+		{"OtherLiteralIsPure", "SELECT * FROM eval_runs WHERE started_at > '2026-01-01'::timestamptz",
+			access{reads: []string{"eval_runs"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -211,7 +240,7 @@ func TestEmitTriggersCoversEveryTable(t *testing.T) {
 	if !strings.Contains(sql, "ON events_2026\n    FOR EACH STATEMENT EXECUTE FUNCTION evaldb_notify_invalidate('events');") {
 		t.Errorf("the partition's trigger does not name its parent:\n%s", sql)
 	}
-	for _, v := range []string{"ON run_pass_rates", "ON dataset_stats"} {
+	for _, v := range []string{"ON run_pass_rates", "ON dataset_stats", "ON remote_scores"} {
 		if strings.Contains(sql, v) {
 			t.Errorf("trigger %q on a view", v)
 		}

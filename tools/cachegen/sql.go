@@ -17,10 +17,13 @@ import (
 // views (read through to their base tables), the functions (analysed for
 // what they read and write) and the triggers (followed like foreign keys).
 type schemaInfo struct {
-	tables     map[string]bool   // plain and partitioned tables: each gets a notification trigger
-	partOf     map[string]string // partition -> its partitioned table
-	matviews   map[string]bool   // materialized views: read like tables, written by REFRESH
-	views      map[string]any    // view -> the parse tree of its query
+	tables     map[string]bool       // plain and partitioned tables: each gets a notification trigger
+	partOf     map[string]string     // partition -> its partitioned table
+	matviews   map[string]bool       // materialized views: read like tables, written by REFRESH
+	views      map[string]any        // view -> the parse tree of its query
+	foreign    map[string]string     // foreign table -> its server: read uncached, no trigger can see its writes
+	rls        map[string]bool       // tables with row-level security: their rows depend on the session
+	rules      map[string][]*ruleDef // table or view -> its rules (followed like triggers)
 	funcs      map[string][]*funcDef
 	triggers   map[string][]*trigDef // table or view -> its triggers
 	onDelete   map[string][]string   // parent -> children changed by a DELETE of parent
@@ -49,6 +52,17 @@ type trigDef struct {
 	decl                  *policy
 }
 
+// ruleDef is a CREATE RULE of schema/: a write of table that fires it also
+// runs its actions.
+type ruleDef struct {
+	name, table, file string
+	events            int   // trigger event bits of its event (see events)
+	actions           []any // the parse trees of its actions
+}
+
+// ruleEvents maps a rule's event to the trigger event bits write uses.
+var ruleEvents = map[string]int{"CMD_INSERT": 4, "CMD_DELETE": 8, "CMD_UPDATE": 16}
+
 // loadSchema parses the goose Up sections of dir/*.sql, in file order.
 func loadSchema(dir string) (*schemaInfo, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.sql"))
@@ -59,6 +73,7 @@ func loadSchema(dir string) (*schemaInfo, error) {
 	si := &schemaInfo{
 		tables: map[string]bool{}, partOf: map[string]string{}, matviews: map[string]bool{},
 		views: map[string]any{}, funcs: map[string][]*funcDef{}, triggers: map[string][]*trigDef{},
+		foreign: map[string]string{}, rls: map[string]bool{}, rules: map[string][]*ruleDef{},
 		onDelete: map[string][]string{}, onUpdate: map[string][]string{}, fkChildren: map[string][]string{},
 		memo: map[*funcDef]*access{}, stack: map[*funcDef]bool{},
 	}
@@ -121,10 +136,28 @@ func (si *schemaInfo) loadStmt(file, kind string, n map[string]any, text string)
 	case "AlterTableStmt":
 		child := relName(n["relation"])
 		walk(n["cmds"], func(k string, c map[string]any) {
-			if k == "Constraint" {
+			switch {
+			case k == "Constraint":
 				si.addFK(child, c)
+			case k == "AlterTableCmd" && (c["subtype"] == "AT_EnableRowSecurity" || c["subtype"] == "AT_ForceRowSecurity"):
+				si.rls[child] = true
+			case k == "AlterTableCmd" && c["subtype"] == "AT_DisableRowSecurity":
+				delete(si.rls, child)
 			}
 		})
+	case "CreateForeignTableStmt":
+		base, _ := n["base"].(map[string]any)
+		si.foreign[relName(base["relation"])] = str(n["servername"])
+	case "RuleStmt":
+		ev := str(n["event"])
+		if ruleEvents[ev] == 0 {
+			return nil // ON SELECT: a view's own rule
+		}
+		r := &ruleDef{name: str(n["rulename"]), table: relName(n["relation"]), file: file, events: ruleEvents[ev], actions: listOf(n["actions"])}
+		if n["replace"] == true {
+			si.dropRule(r.table, r.name)
+		}
+		si.rules[r.table] = append(si.rules[r.table], r)
 	case "CreateTableAsStmt":
 		into, _ := n["into"].(map[string]any)
 		name := relName(into["rel"])
@@ -160,9 +193,14 @@ func (si *schemaInfo) loadStmt(file, kind string, n map[string]any, text string)
 				delete(si.tables, name)
 				delete(si.partOf, name)
 				delete(si.triggers, name)
+				delete(si.rules, name)
+				delete(si.rls, name)
+			case "OBJECT_FOREIGN_TABLE":
+				delete(si.foreign, name)
 			case "OBJECT_VIEW":
 				delete(si.views, name)
 				delete(si.triggers, name)
+				delete(si.rules, name)
 			case "OBJECT_MATVIEW":
 				delete(si.matviews, name)
 			case "OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE":
@@ -175,13 +213,32 @@ func (si *schemaInfo) loadStmt(file, kind string, n map[string]any, text string)
 				if len(parts) >= 2 {
 					si.dropTrigger(parts[len(parts)-2], parts[len(parts)-1])
 				}
+			case "OBJECT_RULE":
+				if parts := names(o); len(parts) >= 2 {
+					si.dropRule(parts[len(parts)-2], parts[len(parts)-1])
+				}
 			}
 		}
 	case "RenameStmt":
-		if n["renameType"] != "OBJECT_TABLE" && n["renameType"] != "OBJECT_VIEW" && n["renameType"] != "OBJECT_MATVIEW" {
+		if n["renameType"] != "OBJECT_TABLE" && n["renameType"] != "OBJECT_VIEW" && n["renameType"] != "OBJECT_MATVIEW" && n["renameType"] != "OBJECT_FOREIGN_TABLE" {
 			return nil
 		}
 		from, to := relName(n["relation"]), str(n["newname"])
+		if srv, ok := si.foreign[from]; ok {
+			delete(si.foreign, from)
+			si.foreign[to] = srv
+		}
+		if si.rls[from] {
+			delete(si.rls, from)
+			si.rls[to] = true
+		}
+		if rs, ok := si.rules[from]; ok {
+			delete(si.rules, from)
+			for _, r := range rs {
+				r.table = to
+			}
+			si.rules[to] = rs
+		}
 		if si.tables[from] {
 			delete(si.tables, from)
 			si.tables[to] = true
@@ -219,6 +276,16 @@ func (si *schemaInfo) loadStmt(file, kind string, n map[string]any, text string)
 		rename(si.fkChildren)
 	}
 	return nil
+}
+
+func (si *schemaInfo) dropRule(table, name string) {
+	rs := si.rules[table]
+	for i, r := range rs {
+		if r.name == name {
+			si.rules[table] = append(rs[:i:i], rs[i+1:]...)
+			return
+		}
+	}
 }
 
 func (si *schemaInfo) dropTrigger(table, name string) {
@@ -558,6 +625,14 @@ func (z *analyzer) tree(tree any) {
 		case "FuncCall":
 			z.call(n)
 			return
+		case "TypeCast":
+			if c, ok := n["arg"].(map[string]any)["A_Const"].(map[string]any); ok && z.a.uncacheable == "" {
+				v, _ := c["sval"].(map[string]any)
+				if lit := strings.ToLower(strings.TrimSpace(str(v["sval"]))); timeLiterals[lit] {
+					z.a.uncacheable = "casts '" + lit + "' to " + lastName(n["typeName"].(map[string]any)["names"]) + ", which changes between calls"
+				}
+			}
+			return
 		default:
 			if k == "lockingClause" || (k == "SelectStmt" && n["lockingClause"] != nil) {
 				z.a.uncacheable = "locking read (FOR UPDATE/SHARE)"
@@ -594,13 +669,26 @@ func (z *analyzer) tree(tree any) {
 	}
 }
 
+// timeLiterals are the input strings that date and time types read as
+// the current time ('now'::timestamptz, date 'today').
+var timeLiterals = map[string]bool{"now": true, "today": true, "tomorrow": true, "yesterday": true}
+
 // read records a read of a relation: a table or materialized view itself,
-// a view through its base tables.
+// a view through its base tables. A read of a foreign table or of a table
+// with row-level security makes the statement uncacheable.
 func (z *analyzer) read(name string) {
 	si := z.si
 	switch {
 	case si.tables[name] || si.matviews[name]:
 		z.a.reads = appendUnique(z.a.reads, name)
+		if si.rls[name] && z.a.uncacheable == "" {
+			z.a.uncacheable = "reads " + name + ", which has row-level security: its rows depend on the session's role and settings, which a cache key does not hold"
+		}
+	case si.foreign[name] != "":
+		z.a.reads = appendUnique(z.a.reads, name)
+		if z.a.uncacheable == "" {
+			z.a.uncacheable = "reads foreign table " + name + " (server " + si.foreign[name] + "), whose writes happen where no trigger of this database sees them"
+		}
 	case si.views[name] != nil:
 		if z.seen["view "+name] {
 			return
@@ -636,7 +724,7 @@ func (z *analyzer) write(table, kind string) {
 		for _, t := range sub.a.reads {
 			z.write(t, kind)
 		}
-	} else if !si.tables[table] && !si.matviews[table] {
+	} else if !si.tables[table] && !si.matviews[table] && si.foreign[table] == "" {
 		z.unknown = appendUnique(z.unknown, table)
 		return
 	} else {
@@ -665,6 +753,15 @@ func (z *analyzer) write(table, kind string) {
 			z.write(c, kind)
 		}
 	}
+	for _, r := range si.rules[table] {
+		// A rule's actions run with the write (DO ALSO) or instead of it
+		// (DO INSTEAD, whose own write is still counted: a safe excess).
+		if r.events&events[kind] != 0 {
+			for _, act := range r.actions {
+				z.ruleAction(act)
+			}
+		}
+	}
 	for _, t := range si.triggers[table] {
 		if t.events&events[kind] == 0 {
 			continue
@@ -683,6 +780,32 @@ func (z *analyzer) write(table, kind string) {
 		for _, w := range fa.writes {
 			z.a.writes = appendUnique(z.a.writes, w)
 		}
+	}
+}
+
+// ruleAction follows the actions of a rule: what they write is written,
+// what they read does not change the statement's result. NEW and OLD are
+// the rule's row, not relations.
+func (z *analyzer) ruleAction(act any) {
+	sub := z.si.newAnalyzer()
+	sub.seen = z.seen // one closure: a rule that writes back is followed once
+	sub.tree(act)
+	for _, u := range sub.unknown {
+		if u != "new" && u != "old" {
+			z.unknown = appendUnique(z.unknown, u)
+		}
+	}
+	for _, w := range sub.a.writes {
+		z.a.writes = appendUnique(z.a.writes, w)
+	}
+	if z.a.primaryOnly == "" {
+		z.a.primaryOnly = sub.a.primaryOnly
+	}
+	for _, o := range sub.a.opaque {
+		z.a.opaque = appendUnique(z.a.opaque, o)
+	}
+	if z.err == nil {
+		z.err = sub.err
 	}
 }
 
