@@ -90,8 +90,8 @@ func TranslateCtx(ctx context.Context, err error) error {
 	return WithContext(ctx, Translate(err))
 }
 
-// WithContext makes the server's cancellation of a statement look like
-// what it is when ctx is done: repo's pools cancel a statement whose
+// WithContext makes the server's cancellation of a statement, or the
+// connection closed under it, look like what it is when ctx is done: repo's pools cancel a statement whose
 // context ends with a cancel request (pgconn's
 // CancelRequestContextWatcherHandler), which keeps the connection
 // reusable, so the statement fails with SQLSTATE 57014 rather than with a
@@ -110,10 +110,20 @@ func WithContext(ctx context.Context, err error) error {
 		return err
 	}
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != CodeQueryCanceled {
-		return err
+	if errors.As(err, &pgErr) && pgErr.Code == CodeQueryCanceled || diedUnder(err) {
+		return fmt.Errorf("%w: %w", cerr, err)
 	}
-	return fmt.Errorf("%w: %w", cerr, err)
+	return err
+}
+
+// diedUnder reports whether err says the connection went away under the
+// statement. pgx closes a connection whose context ended when no cancel
+// request answers (and, during COPY, when its writer stops), so under a
+// done ctx such an error is the context's doing, whichever goroutine of
+// pgx's saw it first.
+func diedUnder(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, ErrConnClosed) || errors.Is(err, net.ErrClosed) || errors.As(err, &netErr) || isClosedConn(err)
 }
 
 // IsConnectionClass reports whether a SQLSTATE means the session is gone:

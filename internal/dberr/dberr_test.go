@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -72,6 +73,11 @@ func TestTranslateCtx(t *testing.T) {
 		{"QueryCanceledWithLiveCtx", live, qc, nil, true},
 		{"OtherCodeWithCanceledCtx", canceled, &pgconn.PgError{Code: "22021"}, nil, true},
 		{"AlreadyWrapsCtx", canceled, already, context.Canceled, true},
+		// pgx closed the connection because ctx ended (no cancel request
+		// answered, or COPY's writer stopped): the caller's cancel is why.
+		{"ConnClosedWithCanceledCtx", canceled, fmt.Errorf("%w: %w", ErrConnClosed, net.ErrClosed), context.Canceled, false},
+		{"NetClosedPastDeadline", expired, fmt.Errorf("copy: %w", net.ErrClosed), context.DeadlineExceeded, false},
+		{"ConnClosedWithLiveCtx", live, fmt.Errorf("%w: %w", ErrConnClosed, net.ErrClosed), nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
