@@ -51,7 +51,10 @@ func callZero(q gen.Querier, name string) (any, error) {
 		args = append(args, reflect.Zero(m.Type().In(i)))
 	}
 	out := m.Call(args)
-	err, _ := out[1].Interface().(error)
+	err, _ := out[len(out)-1].Interface().(error)
+	if len(out) == 1 { // :exec
+		return nil, err
+	}
 	return out[0].Interface(), err
 }
 
@@ -64,9 +67,15 @@ func querierMethods() []string {
 	return names
 }
 
-// wantTables lists, by hand from reading queries/*.sql and schema/*.sql, the
-// tables each query reads (cached queries only) and writes. It is the
-// independent expectation the generator's analysis is checked against.
+// wantTables lists, by hand from reading queries/*.sql and schema/*.sql as
+// of v0.1, the tables each of evaldb's own queries reads (cached queries
+// only) and writes. It is the independent expectation the generator's
+// analysis is checked against. A user's schema change may add to what a
+// query touches (a trigger, a foreign key with an action, a rule): the
+// analysis must find at least these tables and, of the tables listed here,
+// no others; tables and queries this list does not know are the generator's
+// to derive (tools/cachegen's tests, and TestEveryWriteInvalidatesItsReads
+// for the cache honouring them).
 var wantTables = map[string]struct{ reads, writes []string }{
 	"CountConnectionsByState":    {},
 	"CreateStudentProfile":       {writes: []string{"student_profiles"}},
@@ -93,27 +102,55 @@ var wantTables = map[string]struct{ reads, writes []string }{
 	"UpdateEvalRunStatus":        {writes: []string{"eval_runs"}},
 }
 
+// knownTables are the tables wantTables knows.
+func knownTables() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range wantTables {
+		for _, t := range append(append([]string(nil), w.reads...), w.writes...) {
+			m[t] = true
+		}
+	}
+	return m
+}
+
+// checkTables reports what the generator's tables got lack of want, and
+// which of got are tables of known that want does not list.
+func checkTables(t *testing.T, what string, want, got []string, known map[string]bool) {
+	t.Helper()
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("%s = %v: lacks %s", what, got, w)
+		}
+	}
+	for _, g := range got {
+		if known[g] && !slices.Contains(want, g) {
+			t.Errorf("%s = %v: has %s, which it does not touch", what, got, g)
+		}
+	}
+}
+
 func TestQueryTables(t *testing.T) {
 	t.Parallel()
+	known := knownTables()
+	checked := 0
 	for _, name := range querierMethods() {
-		want, ok := wantTables[name]
-		if !ok {
-			t.Errorf("query %s is new: add its tables to wantTables", name)
-			continue
-		}
 		reads, writes, cached, ok := QueryTables(name)
 		if !ok {
 			t.Fatalf("QueryTables(%q) not found", name)
 		}
+		want, ok := wantTables[name]
+		if !ok {
+			continue // a query added after v0.1: see wantTables
+		}
+		checked++
 		if !cached {
 			reads = nil // reads of uncached queries do not matter
 		}
-		if diff := cmp.Diff(want.reads, reads); diff != "" {
-			t.Errorf("QueryTables(%q) reads mismatch (-want +got):\n%s", name, diff)
-		}
-		if diff := cmp.Diff(want.writes, writes); diff != "" {
-			t.Errorf("QueryTables(%q) writes mismatch (-want +got):\n%s", name, diff)
-		}
+		checkTables(t, "QueryTables("+name+") reads", want.reads, reads, known)
+		checkTables(t, "QueryTables("+name+") writes", want.writes, writes, known)
+	}
+	if checked == 0 {
+		t.Fatal("no query of wantTables is in gen.Querier")
 	}
 }
 
@@ -129,15 +166,17 @@ func intersects(a, b []string) bool {
 // TestEveryWriteInvalidatesItsReads proves, for every pair of a write query
 // and a cached read, that running the write (directly, or in a transaction
 // and then committing) makes the read a miss exactly when the write touches
-// a table the read reads, by the hand-written wantTables.
+// a table the read reads: by the generated tables, which TestQueryTables
+// checks against the hand-written wantTables.
 func TestEveryWriteInvalidatesItsReads(t *testing.T) {
 	t.Parallel()
 	var reads, writes []string
 	for _, name := range querierMethods() {
-		if _, _, cached, _ := QueryTables(name); cached {
+		_, w, cached, _ := QueryTables(name)
+		if cached {
 			reads = append(reads, name)
 		}
-		if len(wantTables[name].writes) > 0 {
+		if len(w) > 0 {
 			writes = append(writes, name)
 		}
 	}
@@ -178,7 +217,8 @@ func TestEveryWriteInvalidatesItsReads(t *testing.T) {
 				}
 				got := f.count(r) - before
 				want := 0
-				if intersects(wantTables[w].writes, wantTables[r].reads) {
+				_, ww, _, _ := QueryTables(w)
+				if rr, _, _, _ := QueryTables(r); intersects(ww, rr) {
 					want = 1
 				}
 				if got != want {

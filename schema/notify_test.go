@@ -16,6 +16,12 @@ import (
 // committed write notifies evaldb_invalidate with the table's name, once
 // per table per transaction; a rolled-back write notifies nothing; cascaded
 // deletes and TRUNCATE name every table they change.
+//
+// The expectations are of the tables of evaldb's first migrations; a later
+// migration (evaldb's or a user's) may add tables that these statements
+// also change, through a trigger, a rule or a foreign key. Their
+// notifications are allowed: each step must notify exactly its wanted
+// tables among those first ones, and may notify others.
 func TestInvalidationNotifications(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -57,6 +63,8 @@ func TestInvalidationNotifications(t *testing.T) {
 			got = append(got, n.Payload)
 		}
 	}
+	first := map[string]bool{"users": true, "student_profiles": true, "performance_metrics": true,
+		"eval_runs": true, "eval_results": true, "eval_metrics": true}
 	step := func(name string, want []string, sql ...string) {
 		t.Helper()
 		for _, s := range sql {
@@ -64,7 +72,13 @@ func TestInvalidationNotifications(t *testing.T) {
 				t.Fatalf("%s: %s: %v", name, s, err)
 			}
 		}
-		if diff := cmp.Diff(want, received()); diff != "" {
+		var got []string
+		for _, tb := range received() {
+			if first[tb] {
+				got = append(got, tb)
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s: notifications (-want +got):\n%s", name, diff)
 		}
 	}
