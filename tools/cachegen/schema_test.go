@@ -172,11 +172,34 @@ func TestAnalyzeRefusals(t *testing.T) {
 		{"UnknownTable", "SELECT * FROM no_such_table", "unknown table(s) no_such_table"},
 		{"UnanalysableTrigger", "UPDATE counters SET n = 0", "writes counters, whose trigger counters_audit (schema/00004_evolve.sql) runs dyn_audit: dyn_audit() runs dynamic SQL (EXECUTE)"},
 		{"OtherStatement", "LOCK TABLE users", "cannot analyse a LockStmt statement"},
+		{"OtherSchemaRead", "SELECT * FROM analytics.events", "analytics.events is in schema analytics"},
+		{"OtherSchemaWrite", "INSERT INTO analytics.users (id) VALUES (1)", "analytics.users is in schema analytics"},
+		{"PublicIsTheMigratedSchema", "SELECT * FROM public.no_such_table", "unknown table(s) no_such_table"},
 	} {
 		_, err := si.analyze(tc.sql)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: analyze(%q) = %v, want an error containing %q", tc.name, tc.sql, err, tc.want)
 		}
+	}
+}
+
+func TestLoadRefusesOtherSchemas(t *testing.T) {
+	t.Parallel()
+	for _, ddl := range []string{
+		"CREATE TABLE analytics.events (id bigint)",
+		"CREATE VIEW analytics.v AS SELECT 1",
+		"CREATE MATERIALIZED VIEW analytics.mv AS SELECT 1",
+		"CREATE FOREIGN TABLE analytics.f (id int) SERVER s",
+	} {
+		si := testSchema(t)
+		err := si.load("00100_other.sql", ddl)
+		if err == nil || !strings.Contains(err.Error(), "00100_other.sql") || !strings.Contains(err.Error(), "in schema analytics") || !strings.Contains(err.Error(), "unqualified") {
+			t.Errorf("load(%q) = %v, want an error naming the file and the schema, saying what to do", ddl, err)
+		}
+	}
+	si := testSchema(t)
+	if err := si.load("00100_public.sql", "CREATE TABLE public.events (id bigint)"); err != nil || !si.tables["events"] {
+		t.Errorf("load(public.events) = %v, tables[events] = %v; want it loaded", err, si.tables["events"])
 	}
 }
 

@@ -115,7 +115,38 @@ func (si *schemaInfo) load(file, up string) error {
 	return nil
 }
 
+// otherSchema returns the schema of a relation that a statement of
+// schema/ creates, or a query names, when it is not the one evaldb
+// migrates (unqualified, or public) nor a system schema; else "".
+func otherSchema(rel any) string {
+	switch sc := relSchema(rel); sc {
+	case "", "public", "pg_catalog", "information_schema":
+		return ""
+	default:
+		return sc
+	}
+}
+
+// errOtherSchema says why a relation of another schema is refused.
+func errOtherSchema(sc, name string) error {
+	return fmt.Errorf("%s.%s is in schema %s: cachegen, the generated notification triggers and the trigger check at Open match relations by name in the one schema evaldb migrates (unqualified names, or public); create it there unqualified, or leave it out of schema/ and queries/ and run its SQL by hand through DB()", sc, name, sc)
+}
+
 func (si *schemaInfo) loadStmt(file, kind string, n map[string]any, text string) error {
+	var created any // the relation the statement creates
+	switch kind {
+	case "CreateStmt", "ViewStmt":
+		created = cmpOr(n["relation"], n["view"])
+	case "CreateTableAsStmt":
+		into, _ := n["into"].(map[string]any)
+		created = into["rel"]
+	case "CreateForeignTableStmt":
+		base, _ := n["base"].(map[string]any)
+		created = base["relation"]
+	}
+	if sc := otherSchema(created); sc != "" {
+		return errOtherSchema(sc, relName(created))
+	}
 	switch kind {
 	case "CreateStmt":
 		child := relName(n["relation"])
@@ -457,6 +488,14 @@ func relSchema(v any) string {
 
 func str(v any) string { s, _ := v.(string); return s }
 
+// cmpOr returns a unless it is nil, else b.
+func cmpOr(a, b any) any {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
 func toInt(v any) (int, bool) { f, ok := v.(float64); return int(f), ok }
 
 // listOf returns a JSON list, unwrapping a {"List": {"items": [...]}} node.
@@ -653,6 +692,12 @@ func (z *analyzer) tree(tree any) {
 		}
 		schema := relSchema(n)
 		if schema == "" && ctes[name] {
+			return
+		}
+		if sc := otherSchema(n); sc != "" {
+			if z.err == nil {
+				z.err = errOtherSchema(sc, name)
+			}
 			return
 		}
 		if schema == "pg_catalog" || schema == "information_schema" || strings.HasPrefix(name, "pg_") {
