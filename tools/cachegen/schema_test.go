@@ -203,6 +203,38 @@ func TestLoadRefusesOtherSchemas(t *testing.T) {
 	}
 }
 
+func TestLoadFollowsFunctionRenames(t *testing.T) {
+	t.Parallel()
+	si := evolved(t)
+	if err := si.load("00101_rename.sql", `
+ALTER FUNCTION run_pass_rate(uuid) RENAME TO pass_rate_of;
+ALTER FUNCTION audit RENAME TO audit_row;
+ALTER FUNCTION count_datasets() RENAME TO dataset_count;`); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, sql string
+		want      access
+	}{
+		{"RenamedSQLFunction", "SELECT pass_rate_of($1)", access{reads: []string{"eval_results"}}},
+		{"RenamedPlpgsqlFunction", "SELECT dataset_count()", access{reads: []string{"datasets"}}},
+		{"OldNameIsGone", "SELECT run_pass_rate($1)", access{opaque: []string{"run_pass_rate() is neither a built-in cachegen knows nor a function of schema/"}}},
+		// The trigger runs the renamed function: still followed.
+		{"TriggerOfRenamedFunction", "INSERT INTO datasets (id, name) VALUES (1, 'd')", access{writes: []string{"audit_log", "datasets"}}},
+	} {
+		got, err := si.analyze(tc.sql)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(access{})); diff != "" {
+			t.Errorf("%s: analyze() mismatch (-want +got):\n%s", tc.name, diff)
+		}
+	}
+	if err := si.load("00102_move.sql", "ALTER TABLE datasets SET SCHEMA archive"); err == nil || !strings.Contains(err.Error(), "datasets is in schema archive") {
+		t.Errorf("SET SCHEMA archive: %v, want an error saying the table left the migrated schema", err)
+	}
+}
+
 func TestResolve(t *testing.T) {
 	t.Parallel()
 	si := evolved(t)

@@ -250,7 +250,19 @@ func (si *schemaInfo) loadStmt(file, kind string, n map[string]any, text string)
 				}
 			}
 		}
+	case "AlterObjectSchemaStmt":
+		switch n["objectType"] {
+		case "OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_FOREIGN_TABLE":
+			if sc := otherSchema(map[string]any{"schemaname": n["newschema"]}); sc != "" {
+				return errOtherSchema(sc, relName(n["relation"]))
+			}
+		}
 	case "RenameStmt":
+		switch n["renameType"] {
+		case "OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE":
+			si.renameFunc(n)
+			return nil
+		}
 		if n["renameType"] != "OBJECT_TABLE" && n["renameType"] != "OBJECT_VIEW" && n["renameType"] != "OBJECT_MATVIEW" && n["renameType"] != "OBJECT_FOREIGN_TABLE" {
 			return nil
 		}
@@ -307,6 +319,45 @@ func (si *schemaInfo) loadStmt(file, kind string, n map[string]any, text string)
 		rename(si.fkChildren)
 	}
 	return nil
+}
+
+// renameFunc follows ALTER FUNCTION … RENAME TO: the overloads it names
+// (all of them when it gives no argument list) take the new name, and so
+// do the triggers that run them (PostgreSQL binds a trigger to its
+// function, not to the name).
+func (si *schemaInfo) renameFunc(n map[string]any) {
+	ow, _ := n["object"].(map[string]any)["ObjectWithArgs"].(map[string]any)
+	from, to := lastName(ow["objname"]), str(n["newname"])
+	nargs := -1
+	if ow["args_unspecified"] != true {
+		nargs = len(listOf(ow["objargs"]))
+	}
+	var keep []*funcDef
+	trigger := false // a trigger function (no arguments) moved
+	for _, f := range si.funcs[from] {
+		if nargs >= 0 && f.nargs != nargs {
+			keep = append(keep, f)
+			continue
+		}
+		f.name = to
+		si.funcs[to] = append(si.funcs[to], f)
+		trigger = trigger || f.nargs == 0
+	}
+	if len(keep) > 0 {
+		si.funcs[from] = keep
+	} else {
+		delete(si.funcs, from)
+	}
+	if !trigger {
+		return
+	}
+	for _, ts := range si.triggers {
+		for _, t := range ts {
+			if t.fn == from {
+				t.fn = to
+			}
+		}
+	}
 }
 
 func (si *schemaInfo) dropRule(table, name string) {
