@@ -65,7 +65,7 @@ type Options struct {
 // miss, never someone else's value.
 type entry struct {
 	key          string
-	val          any // immutable once stored; readers get copies
+	val          any // a *R, immutable once stored; readers get copies
 	fresh, stale int64
 	qid          querymeta.ID
 	refreshing   atomic.Bool
@@ -189,12 +189,10 @@ type Gate interface {
 // package repo sets it to the Poller in CoherencePoll mode.
 func (c *Cache) UseCoherence(g Gate) { c.gate = g }
 
-// admit reports whether a read may be served from (and stored in) the
-// cache: always, unless a Gate says no.
+// admit reports whether the Gate lets a read be served from (and stored
+// in) the cache. Callers check c.gate != nil first, inline: a Cache without
+// a Gate pays no call.
 func (c *Cache) admit(ctx context.Context) bool {
-	if c.gate == nil {
-		return true
-	}
 	if err := c.gate.Fresh(ctx); err != nil {
 		c.m.bypassed.Add(1)
 		return false
@@ -273,16 +271,6 @@ func (c *Cache) Wrote(qid querymeta.ID) {
 	}
 }
 
-// keyPrefix appends the query id and the current generations of the tables
-// it reads.
-func (c *Cache) keyPrefix(b []byte, qid querymeta.ID) []byte {
-	b = append(b, byte(qid>>8), byte(qid))
-	for _, t := range querymeta.Queries[qid].ReadTables {
-		b = appendUint64(b, c.gens[t].Load())
-	}
-	return b
-}
-
 // Outcome is what Lookup found.
 type Outcome uint8
 
@@ -306,7 +294,7 @@ type Query[A, R any] struct {
 	// key builds the key of a read with argument A and, with find set,
 	// returns its entry (nil when absent), else the key itself.
 	key  func(c *Cache, arg A, find bool) (*entry, string)
-	copy func(R) R
+	copy func(*R) R
 	size func(R) int64
 }
 
@@ -333,7 +321,7 @@ func (c *Cache) find(k []byte) *entry {
 // the coherence Gate (UseCoherence) says the cache may not be used now. Safe
 // for concurrent use.
 func Lookup[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, k *Key, v *R) Outcome {
-	if c == nil || c.off[q.id] || !c.admit(ctx) {
+	if c == nil || c.off[q.id] || (c.gate != nil && !c.admit(ctx)) {
 		return Off
 	}
 	e, _ := q.key(c, arg, true)
@@ -345,12 +333,12 @@ func Lookup[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, k *K
 	switch {
 	case now < e.fresh:
 		c.m.q[q.id].hits.Add(1)
-		*v = q.copy(e.val.(R))
+		*v = q.copy(e.val.(*R))
 		return Fresh
 	case now < e.stale:
 		c.m.q[q.id].stale.Add(1)
 		k.e = e
-		*v = q.copy(e.val.(R))
+		*v = q.copy(e.val.(*R))
 		return Stale
 	}
 	c.m.q[q.id].misses.Add(1)
@@ -365,13 +353,13 @@ func Load[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, fn fun
 	_, key := q.key(c, arg, false)
 	v, err := c.load(ctx, q.id, key, func(ctx context.Context) (any, int64, error) {
 		v, err := fn(ctx)
-		return v, q.size(v), err
+		return &v, q.size(v), err
 	})
 	if err != nil {
 		var zero R
 		return zero, err
 	}
-	return q.copy(v.(R)), nil
+	return q.copy(v.(*R)), nil
 }
 
 // Refresh reloads the stale entry Lookup found in the background, once at
@@ -379,7 +367,7 @@ func Load[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, fn fun
 func Refresh[A, R any](ctx context.Context, c *Cache, q *Query[A, R], k *Key, fn func(context.Context) (R, error)) {
 	c.revalidate(ctx, k.e, func(ctx context.Context) (any, int64, error) {
 		v, err := fn(ctx)
-		return v, q.size(v), err
+		return &v, q.size(v), err
 	})
 }
 

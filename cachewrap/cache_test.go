@@ -264,7 +264,7 @@ func TestHitReturnsPrivateCopy(t *testing.T) {
 	}
 	wantRuns := slices.Clone(runs)
 	for i := range wantRuns {
-		wantRuns[i] = copyEvalRun(wantRuns[i])
+		wantRuns[i] = copyEvalRun(&runs[i])
 	}
 	runs[0].Config[0] = 'X'
 	*runs[0].FinishedAt = time.Time{}

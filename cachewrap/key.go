@@ -51,6 +51,10 @@ func appendInt64(b []byte, v int64) []byte { return binary.BigEndian.AppendUint6
 
 func appendUint64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
 
+// putUint64 writes a table's generation into a key's prefix, which the
+// generated key functions lay out at fixed offsets.
+func putUint64(b []byte, v uint64) { binary.BigEndian.PutUint64(b, v) }
+
 // appendFloat64 encodes the bits, so 0 and -0 (and NaN payloads) get
 // different keys: harmless, they only miss.
 func appendFloat64(b []byte, v float64) []byte {
@@ -72,4 +76,4 @@ func appendTime(b []byte, t time.Time) []byte {
 
 // The generator emits these for parameter types today's queries may lack;
 // keep them compiled and checked.
-var _ = []any{appendLen, appendBool, appendFloat64}
+var _ = []any{appendLen, appendBool, appendFloat64, appendUint64}

@@ -315,129 +315,134 @@ func (t *txQuerier) UpdateEvalRunStatus(ctx context.Context, arg gen.UpdateEvalR
 	return t.q.UpdateEvalRunStatus(ctx, arg)
 }
 
-// copyEvalLeaderboardRowSlice returns a copy of v that shares no mutable memory with it.
-func copyEvalLeaderboardRowSlice(v []gen.EvalLeaderboardRow) []gen.EvalLeaderboardRow {
-	v = slices.Clone(v)
-	return v
+// copyEvalLeaderboardRowSlice returns a copy of *src that shares no mutable memory with it.
+func copyEvalLeaderboardRowSlice(src *[]gen.EvalLeaderboardRow) (dst []gen.EvalLeaderboardRow) {
+	dst = *src
+	dst = slices.Clone(dst)
+	return dst
 }
 
-// copyEvalMetricSlice returns a copy of v that shares no mutable memory with it.
-func copyEvalMetricSlice(v []gen.EvalMetric) []gen.EvalMetric {
-	v = slices.Clone(v)
-	return v
+// copyEvalMetricSlice returns a copy of *src that shares no mutable memory with it.
+func copyEvalMetricSlice(src *[]gen.EvalMetric) (dst []gen.EvalMetric) {
+	dst = *src
+	dst = slices.Clone(dst)
+	return dst
 }
 
-// copyEvalResultSlice returns a copy of v that shares no mutable memory with it.
-func copyEvalResultSlice(v []gen.EvalResult) []gen.EvalResult {
-	if v != nil {
-		s7 := slices.Clone(v)
+// copyEvalResultSlice returns a copy of *src that shares no mutable memory with it.
+func copyEvalResultSlice(src *[]gen.EvalResult) (dst []gen.EvalResult) {
+	dst = *src
+	if dst != nil {
+		s7 := slices.Clone(dst)
 		for i8 := range s7 {
 			if s7[i8].Error != nil {
 				x9 := *s7[i8].Error
 				s7[i8].Error = &x9
 			}
 		}
-		v = s7
+		dst = s7
 	}
-	return v
+	return dst
 }
 
-// copyEvalRun returns a copy of v that shares no mutable memory with it.
-func copyEvalRun(v gen.EvalRun) gen.EvalRun {
-	if v.Config == nil && v.FinishedAt == nil {
-		return v
+// copyEvalRun returns a copy of *src that shares no mutable memory with it.
+func copyEvalRun(src *gen.EvalRun) (dst gen.EvalRun) {
+	dst = *src
+	if dst.Config == nil && dst.FinishedAt == nil {
+		return dst
 	}
-	switch n := max(len(v.Config)); {
+	switch n := max(len(dst.Config)); {
 	case n <= 1:
 		s := new(slabEvalRun1)
-		if v.Config != nil {
-			k := copy(s.f0[:], v.Config)
-			v.Config = s.f0[:k:k]
+		if dst.Config != nil {
+			k := copy(s.f0[:], dst.Config)
+			dst.Config = s.f0[:k:k]
 		}
-		if v.FinishedAt != nil {
-			s.f1 = *v.FinishedAt
-			v.FinishedAt = &s.f1
+		if dst.FinishedAt != nil {
+			s.f1 = *dst.FinishedAt
+			dst.FinishedAt = &s.f1
 		}
-		return v
+		return dst
 	case n <= 2:
 		s := new(slabEvalRun2)
-		if v.Config != nil {
-			k := copy(s.f0[:], v.Config)
-			v.Config = s.f0[:k:k]
+		if dst.Config != nil {
+			k := copy(s.f0[:], dst.Config)
+			dst.Config = s.f0[:k:k]
 		}
-		if v.FinishedAt != nil {
-			s.f1 = *v.FinishedAt
-			v.FinishedAt = &s.f1
+		if dst.FinishedAt != nil {
+			s.f1 = *dst.FinishedAt
+			dst.FinishedAt = &s.f1
 		}
-		return v
+		return dst
 	case n <= 4:
 		s := new(slabEvalRun4)
-		if v.Config != nil {
-			k := copy(s.f0[:], v.Config)
-			v.Config = s.f0[:k:k]
+		if dst.Config != nil {
+			k := copy(s.f0[:], dst.Config)
+			dst.Config = s.f0[:k:k]
 		}
-		if v.FinishedAt != nil {
-			s.f1 = *v.FinishedAt
-			v.FinishedAt = &s.f1
+		if dst.FinishedAt != nil {
+			s.f1 = *dst.FinishedAt
+			dst.FinishedAt = &s.f1
 		}
-		return v
+		return dst
 	case n <= 8:
 		s := new(slabEvalRun8)
-		if v.Config != nil {
-			k := copy(s.f0[:], v.Config)
-			v.Config = s.f0[:k:k]
+		if dst.Config != nil {
+			k := copy(s.f0[:], dst.Config)
+			dst.Config = s.f0[:k:k]
 		}
-		if v.FinishedAt != nil {
-			s.f1 = *v.FinishedAt
-			v.FinishedAt = &s.f1
+		if dst.FinishedAt != nil {
+			s.f1 = *dst.FinishedAt
+			dst.FinishedAt = &s.f1
 		}
-		return v
+		return dst
 	case n <= 16:
 		s := new(slabEvalRun16)
-		if v.Config != nil {
-			k := copy(s.f0[:], v.Config)
-			v.Config = s.f0[:k:k]
+		if dst.Config != nil {
+			k := copy(s.f0[:], dst.Config)
+			dst.Config = s.f0[:k:k]
 		}
-		if v.FinishedAt != nil {
-			s.f1 = *v.FinishedAt
-			v.FinishedAt = &s.f1
+		if dst.FinishedAt != nil {
+			s.f1 = *dst.FinishedAt
+			dst.FinishedAt = &s.f1
 		}
-		return v
+		return dst
 	case n <= 32:
 		s := new(slabEvalRun32)
-		if v.Config != nil {
-			k := copy(s.f0[:], v.Config)
-			v.Config = s.f0[:k:k]
+		if dst.Config != nil {
+			k := copy(s.f0[:], dst.Config)
+			dst.Config = s.f0[:k:k]
 		}
-		if v.FinishedAt != nil {
-			s.f1 = *v.FinishedAt
-			v.FinishedAt = &s.f1
+		if dst.FinishedAt != nil {
+			s.f1 = *dst.FinishedAt
+			dst.FinishedAt = &s.f1
 		}
-		return v
+		return dst
 	case n <= 64:
 		s := new(slabEvalRun64)
-		if v.Config != nil {
-			k := copy(s.f0[:], v.Config)
-			v.Config = s.f0[:k:k]
+		if dst.Config != nil {
+			k := copy(s.f0[:], dst.Config)
+			dst.Config = s.f0[:k:k]
 		}
-		if v.FinishedAt != nil {
-			s.f1 = *v.FinishedAt
-			v.FinishedAt = &s.f1
+		if dst.FinishedAt != nil {
+			s.f1 = *dst.FinishedAt
+			dst.FinishedAt = &s.f1
 		}
-		return v
+		return dst
 	}
-	v.Config = slices.Clone(v.Config)
-	if v.FinishedAt != nil {
-		x3 := *v.FinishedAt
-		v.FinishedAt = &x3
+	dst.Config = slices.Clone(dst.Config)
+	if dst.FinishedAt != nil {
+		x3 := *dst.FinishedAt
+		dst.FinishedAt = &x3
 	}
-	return v
+	return dst
 }
 
-// copyEvalRunSlice returns a copy of v that shares no mutable memory with it.
-func copyEvalRunSlice(v []gen.EvalRun) []gen.EvalRun {
-	if v != nil {
-		s11 := slices.Clone(v)
+// copyEvalRunSlice returns a copy of *src that shares no mutable memory with it.
+func copyEvalRunSlice(src *[]gen.EvalRun) (dst []gen.EvalRun) {
+	dst = *src
+	if dst != nil {
+		s11 := slices.Clone(dst)
 		for i12 := range s11 {
 			s11[i12].Config = slices.Clone(s11[i12].Config)
 			if s11[i12].FinishedAt != nil {
@@ -445,181 +450,188 @@ func copyEvalRunSlice(v []gen.EvalRun) []gen.EvalRun {
 				s11[i12].FinishedAt = &x13
 			}
 		}
-		v = s11
+		dst = s11
 	}
-	return v
+	return dst
 }
 
-// copyGetEvalRunSummaryRow returns a copy of v that shares no mutable memory with it.
-func copyGetEvalRunSummaryRow(v gen.GetEvalRunSummaryRow) gen.GetEvalRunSummaryRow {
-	return v
+// copyGetEvalRunSummaryRow returns a copy of *src that shares no mutable memory with it.
+func copyGetEvalRunSummaryRow(src *gen.GetEvalRunSummaryRow) (dst gen.GetEvalRunSummaryRow) {
+	dst = *src
+	return dst
 }
 
-// copyGetStudentWithMetricsRow returns a copy of v that shares no mutable memory with it.
-func copyGetStudentWithMetricsRow(v gen.GetStudentWithMetricsRow) gen.GetStudentWithMetricsRow {
-	if v.Cohort == nil && v.MetricNames == nil && v.MetricValues == nil && v.MetricRecordedAt == nil {
-		return v
+// copyGetStudentWithMetricsRow returns a copy of *src that shares no mutable memory with it.
+func copyGetStudentWithMetricsRow(src *gen.GetStudentWithMetricsRow) (dst gen.GetStudentWithMetricsRow) {
+	dst = *src
+	if dst.Cohort == nil && dst.MetricNames == nil && dst.MetricValues == nil && dst.MetricRecordedAt == nil {
+		return dst
 	}
-	switch n := max(len(v.MetricNames), len(v.MetricValues), len(v.MetricRecordedAt)); {
+	switch n := max(len(dst.MetricNames), len(dst.MetricValues), len(dst.MetricRecordedAt)); {
 	case n <= 1:
 		s := new(slabGetStudentWithMetricsRow1)
-		if v.Cohort != nil {
-			s.f0 = *v.Cohort
-			v.Cohort = &s.f0
+		if dst.Cohort != nil {
+			s.f0 = *dst.Cohort
+			dst.Cohort = &s.f0
 		}
-		if v.MetricNames != nil {
-			k := copy(s.f1[:], v.MetricNames)
-			v.MetricNames = s.f1[:k:k]
+		if dst.MetricNames != nil {
+			k := copy(s.f1[:], dst.MetricNames)
+			dst.MetricNames = s.f1[:k:k]
 		}
-		if v.MetricValues != nil {
-			k := copy(s.f2[:], v.MetricValues)
-			v.MetricValues = s.f2[:k:k]
+		if dst.MetricValues != nil {
+			k := copy(s.f2[:], dst.MetricValues)
+			dst.MetricValues = s.f2[:k:k]
 		}
-		if v.MetricRecordedAt != nil {
-			k := copy(s.f3[:], v.MetricRecordedAt)
-			v.MetricRecordedAt = s.f3[:k:k]
+		if dst.MetricRecordedAt != nil {
+			k := copy(s.f3[:], dst.MetricRecordedAt)
+			dst.MetricRecordedAt = s.f3[:k:k]
 		}
-		return v
+		return dst
 	case n <= 2:
 		s := new(slabGetStudentWithMetricsRow2)
-		if v.Cohort != nil {
-			s.f0 = *v.Cohort
-			v.Cohort = &s.f0
+		if dst.Cohort != nil {
+			s.f0 = *dst.Cohort
+			dst.Cohort = &s.f0
 		}
-		if v.MetricNames != nil {
-			k := copy(s.f1[:], v.MetricNames)
-			v.MetricNames = s.f1[:k:k]
+		if dst.MetricNames != nil {
+			k := copy(s.f1[:], dst.MetricNames)
+			dst.MetricNames = s.f1[:k:k]
 		}
-		if v.MetricValues != nil {
-			k := copy(s.f2[:], v.MetricValues)
-			v.MetricValues = s.f2[:k:k]
+		if dst.MetricValues != nil {
+			k := copy(s.f2[:], dst.MetricValues)
+			dst.MetricValues = s.f2[:k:k]
 		}
-		if v.MetricRecordedAt != nil {
-			k := copy(s.f3[:], v.MetricRecordedAt)
-			v.MetricRecordedAt = s.f3[:k:k]
+		if dst.MetricRecordedAt != nil {
+			k := copy(s.f3[:], dst.MetricRecordedAt)
+			dst.MetricRecordedAt = s.f3[:k:k]
 		}
-		return v
+		return dst
 	case n <= 4:
 		s := new(slabGetStudentWithMetricsRow4)
-		if v.Cohort != nil {
-			s.f0 = *v.Cohort
-			v.Cohort = &s.f0
+		if dst.Cohort != nil {
+			s.f0 = *dst.Cohort
+			dst.Cohort = &s.f0
 		}
-		if v.MetricNames != nil {
-			k := copy(s.f1[:], v.MetricNames)
-			v.MetricNames = s.f1[:k:k]
+		if dst.MetricNames != nil {
+			k := copy(s.f1[:], dst.MetricNames)
+			dst.MetricNames = s.f1[:k:k]
 		}
-		if v.MetricValues != nil {
-			k := copy(s.f2[:], v.MetricValues)
-			v.MetricValues = s.f2[:k:k]
+		if dst.MetricValues != nil {
+			k := copy(s.f2[:], dst.MetricValues)
+			dst.MetricValues = s.f2[:k:k]
 		}
-		if v.MetricRecordedAt != nil {
-			k := copy(s.f3[:], v.MetricRecordedAt)
-			v.MetricRecordedAt = s.f3[:k:k]
+		if dst.MetricRecordedAt != nil {
+			k := copy(s.f3[:], dst.MetricRecordedAt)
+			dst.MetricRecordedAt = s.f3[:k:k]
 		}
-		return v
+		return dst
 	case n <= 8:
 		s := new(slabGetStudentWithMetricsRow8)
-		if v.Cohort != nil {
-			s.f0 = *v.Cohort
-			v.Cohort = &s.f0
+		if dst.Cohort != nil {
+			s.f0 = *dst.Cohort
+			dst.Cohort = &s.f0
 		}
-		if v.MetricNames != nil {
-			k := copy(s.f1[:], v.MetricNames)
-			v.MetricNames = s.f1[:k:k]
+		if dst.MetricNames != nil {
+			k := copy(s.f1[:], dst.MetricNames)
+			dst.MetricNames = s.f1[:k:k]
 		}
-		if v.MetricValues != nil {
-			k := copy(s.f2[:], v.MetricValues)
-			v.MetricValues = s.f2[:k:k]
+		if dst.MetricValues != nil {
+			k := copy(s.f2[:], dst.MetricValues)
+			dst.MetricValues = s.f2[:k:k]
 		}
-		if v.MetricRecordedAt != nil {
-			k := copy(s.f3[:], v.MetricRecordedAt)
-			v.MetricRecordedAt = s.f3[:k:k]
+		if dst.MetricRecordedAt != nil {
+			k := copy(s.f3[:], dst.MetricRecordedAt)
+			dst.MetricRecordedAt = s.f3[:k:k]
 		}
-		return v
+		return dst
 	case n <= 16:
 		s := new(slabGetStudentWithMetricsRow16)
-		if v.Cohort != nil {
-			s.f0 = *v.Cohort
-			v.Cohort = &s.f0
+		if dst.Cohort != nil {
+			s.f0 = *dst.Cohort
+			dst.Cohort = &s.f0
 		}
-		if v.MetricNames != nil {
-			k := copy(s.f1[:], v.MetricNames)
-			v.MetricNames = s.f1[:k:k]
+		if dst.MetricNames != nil {
+			k := copy(s.f1[:], dst.MetricNames)
+			dst.MetricNames = s.f1[:k:k]
 		}
-		if v.MetricValues != nil {
-			k := copy(s.f2[:], v.MetricValues)
-			v.MetricValues = s.f2[:k:k]
+		if dst.MetricValues != nil {
+			k := copy(s.f2[:], dst.MetricValues)
+			dst.MetricValues = s.f2[:k:k]
 		}
-		if v.MetricRecordedAt != nil {
-			k := copy(s.f3[:], v.MetricRecordedAt)
-			v.MetricRecordedAt = s.f3[:k:k]
+		if dst.MetricRecordedAt != nil {
+			k := copy(s.f3[:], dst.MetricRecordedAt)
+			dst.MetricRecordedAt = s.f3[:k:k]
 		}
-		return v
+		return dst
 	case n <= 32:
 		s := new(slabGetStudentWithMetricsRow32)
-		if v.Cohort != nil {
-			s.f0 = *v.Cohort
-			v.Cohort = &s.f0
+		if dst.Cohort != nil {
+			s.f0 = *dst.Cohort
+			dst.Cohort = &s.f0
 		}
-		if v.MetricNames != nil {
-			k := copy(s.f1[:], v.MetricNames)
-			v.MetricNames = s.f1[:k:k]
+		if dst.MetricNames != nil {
+			k := copy(s.f1[:], dst.MetricNames)
+			dst.MetricNames = s.f1[:k:k]
 		}
-		if v.MetricValues != nil {
-			k := copy(s.f2[:], v.MetricValues)
-			v.MetricValues = s.f2[:k:k]
+		if dst.MetricValues != nil {
+			k := copy(s.f2[:], dst.MetricValues)
+			dst.MetricValues = s.f2[:k:k]
 		}
-		if v.MetricRecordedAt != nil {
-			k := copy(s.f3[:], v.MetricRecordedAt)
-			v.MetricRecordedAt = s.f3[:k:k]
+		if dst.MetricRecordedAt != nil {
+			k := copy(s.f3[:], dst.MetricRecordedAt)
+			dst.MetricRecordedAt = s.f3[:k:k]
 		}
-		return v
+		return dst
 	case n <= 64:
 		s := new(slabGetStudentWithMetricsRow64)
-		if v.Cohort != nil {
-			s.f0 = *v.Cohort
-			v.Cohort = &s.f0
+		if dst.Cohort != nil {
+			s.f0 = *dst.Cohort
+			dst.Cohort = &s.f0
 		}
-		if v.MetricNames != nil {
-			k := copy(s.f1[:], v.MetricNames)
-			v.MetricNames = s.f1[:k:k]
+		if dst.MetricNames != nil {
+			k := copy(s.f1[:], dst.MetricNames)
+			dst.MetricNames = s.f1[:k:k]
 		}
-		if v.MetricValues != nil {
-			k := copy(s.f2[:], v.MetricValues)
-			v.MetricValues = s.f2[:k:k]
+		if dst.MetricValues != nil {
+			k := copy(s.f2[:], dst.MetricValues)
+			dst.MetricValues = s.f2[:k:k]
 		}
-		if v.MetricRecordedAt != nil {
-			k := copy(s.f3[:], v.MetricRecordedAt)
-			v.MetricRecordedAt = s.f3[:k:k]
+		if dst.MetricRecordedAt != nil {
+			k := copy(s.f3[:], dst.MetricRecordedAt)
+			dst.MetricRecordedAt = s.f3[:k:k]
 		}
-		return v
+		return dst
 	}
-	if v.Cohort != nil {
-		x4 := *v.Cohort
-		v.Cohort = &x4
+	if dst.Cohort != nil {
+		x4 := *dst.Cohort
+		dst.Cohort = &x4
 	}
-	v.MetricNames = slices.Clone(v.MetricNames)
-	v.MetricValues = slices.Clone(v.MetricValues)
-	v.MetricRecordedAt = slices.Clone(v.MetricRecordedAt)
-	return v
+	dst.MetricNames = slices.Clone(dst.MetricNames)
+	dst.MetricValues = slices.Clone(dst.MetricValues)
+	dst.MetricRecordedAt = slices.Clone(dst.MetricRecordedAt)
+	return dst
 }
 
-// copyPerformanceMetricSlice returns a copy of v that shares no mutable memory with it.
-func copyPerformanceMetricSlice(v []gen.PerformanceMetric) []gen.PerformanceMetric {
-	v = slices.Clone(v)
-	return v
+// copyPerformanceMetricSlice returns a copy of *src that shares no mutable memory with it.
+func copyPerformanceMetricSlice(src *[]gen.PerformanceMetric) (dst []gen.PerformanceMetric) {
+	dst = *src
+	dst = slices.Clone(dst)
+	return dst
 }
 
-// copyUser returns a copy of v that shares no mutable memory with it.
-func copyUser(v gen.User) gen.User {
-	return v
+// copyUser returns a copy of *src that shares no mutable memory with it.
+func copyUser(src *gen.User) (dst gen.User) {
+	dst = *src
+	return dst
 }
 
 // keyEvalLeaderboard finds the entry of a read of EvalLeaderboard, or returns its key.
 func keyEvalLeaderboard(c *Cache, runIds []uuid.UUID, find bool) (*entry, string) {
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], querymeta.EvalLeaderboard)
+	buf[0], buf[1] = byte(querymeta.EvalLeaderboard>>8), byte(querymeta.EvalLeaderboard)
+	putUint64(buf[2:], c.gens[querymeta.TableEvalResults].Load())
+	putUint64(buf[10:], c.gens[querymeta.TableEvalRuns].Load())
+	k := buf[:18]
 	if runIds == nil {
 		k = append(k, 0)
 	} else {
@@ -638,7 +650,9 @@ func keyEvalLeaderboard(c *Cache, runIds []uuid.UUID, find bool) (*entry, string
 // keyGetEvalRun finds the entry of a read of GetEvalRun, or returns its key.
 func keyGetEvalRun(c *Cache, id uuid.UUID, find bool) (*entry, string) {
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], querymeta.GetEvalRun)
+	buf[0], buf[1] = byte(querymeta.GetEvalRun>>8), byte(querymeta.GetEvalRun)
+	putUint64(buf[2:], c.gens[querymeta.TableEvalRuns].Load())
+	k := buf[:10]
 	k = appendUUID(k, id)
 	if find {
 		return c.find(k), ""
@@ -649,7 +663,10 @@ func keyGetEvalRun(c *Cache, id uuid.UUID, find bool) (*entry, string) {
 // keyGetEvalRunSummary finds the entry of a read of GetEvalRunSummary, or returns its key.
 func keyGetEvalRunSummary(c *Cache, id uuid.UUID, find bool) (*entry, string) {
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], querymeta.GetEvalRunSummary)
+	buf[0], buf[1] = byte(querymeta.GetEvalRunSummary>>8), byte(querymeta.GetEvalRunSummary)
+	putUint64(buf[2:], c.gens[querymeta.TableEvalResults].Load())
+	putUint64(buf[10:], c.gens[querymeta.TableEvalRuns].Load())
+	k := buf[:18]
 	k = appendUUID(k, id)
 	if find {
 		return c.find(k), ""
@@ -660,7 +677,10 @@ func keyGetEvalRunSummary(c *Cache, id uuid.UUID, find bool) (*entry, string) {
 // keyGetStudentWithMetrics finds the entry of a read of GetStudentWithMetrics, or returns its key.
 func keyGetStudentWithMetrics(c *Cache, studentID string, find bool) (*entry, string) {
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], querymeta.GetStudentWithMetrics)
+	buf[0], buf[1] = byte(querymeta.GetStudentWithMetrics>>8), byte(querymeta.GetStudentWithMetrics)
+	putUint64(buf[2:], c.gens[querymeta.TablePerformanceMetrics].Load())
+	putUint64(buf[10:], c.gens[querymeta.TableStudentProfiles].Load())
+	k := buf[:18]
 	k = appendString(k, studentID)
 	if find {
 		return c.find(k), ""
@@ -671,7 +691,9 @@ func keyGetStudentWithMetrics(c *Cache, studentID string, find bool) (*entry, st
 // keyGetUser finds the entry of a read of GetUser, or returns its key.
 func keyGetUser(c *Cache, id int64, find bool) (*entry, string) {
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], querymeta.GetUser)
+	buf[0], buf[1] = byte(querymeta.GetUser>>8), byte(querymeta.GetUser)
+	putUint64(buf[2:], c.gens[querymeta.TableUsers].Load())
+	k := buf[:10]
 	k = appendInt64(k, int64(id))
 	if find {
 		return c.find(k), ""
@@ -682,7 +704,9 @@ func keyGetUser(c *Cache, id int64, find bool) (*entry, string) {
 // keyGetUserByEmail finds the entry of a read of GetUserByEmail, or returns its key.
 func keyGetUserByEmail(c *Cache, email string, find bool) (*entry, string) {
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], querymeta.GetUserByEmail)
+	buf[0], buf[1] = byte(querymeta.GetUserByEmail>>8), byte(querymeta.GetUserByEmail)
+	putUint64(buf[2:], c.gens[querymeta.TableUsers].Load())
+	k := buf[:10]
 	k = appendString(k, email)
 	if find {
 		return c.find(k), ""
@@ -693,7 +717,9 @@ func keyGetUserByEmail(c *Cache, email string, find bool) (*entry, string) {
 // keyListEvalMetrics finds the entry of a read of ListEvalMetrics, or returns its key.
 func keyListEvalMetrics(c *Cache, runID uuid.UUID, find bool) (*entry, string) {
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], querymeta.ListEvalMetrics)
+	buf[0], buf[1] = byte(querymeta.ListEvalMetrics>>8), byte(querymeta.ListEvalMetrics)
+	putUint64(buf[2:], c.gens[querymeta.TableEvalMetrics].Load())
+	k := buf[:10]
 	k = appendUUID(k, runID)
 	if find {
 		return c.find(k), ""
@@ -704,7 +730,9 @@ func keyListEvalMetrics(c *Cache, runID uuid.UUID, find bool) (*entry, string) {
 // keyListEvalResults finds the entry of a read of ListEvalResults, or returns its key.
 func keyListEvalResults(c *Cache, arg gen.ListEvalResultsParams, find bool) (*entry, string) {
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], querymeta.ListEvalResults)
+	buf[0], buf[1] = byte(querymeta.ListEvalResults>>8), byte(querymeta.ListEvalResults)
+	putUint64(buf[2:], c.gens[querymeta.TableEvalResults].Load())
+	k := buf[:10]
 	k = appendUUID(k, arg.RunID)
 	k = appendString(k, arg.AfterCaseID)
 	k = appendInt64(k, int64(arg.RowLimit))
@@ -717,7 +745,9 @@ func keyListEvalResults(c *Cache, arg gen.ListEvalResultsParams, find bool) (*en
 // keyListEvalRuns finds the entry of a read of ListEvalRuns, or returns its key.
 func keyListEvalRuns(c *Cache, arg gen.ListEvalRunsParams, find bool) (*entry, string) {
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], querymeta.ListEvalRuns)
+	buf[0], buf[1] = byte(querymeta.ListEvalRuns>>8), byte(querymeta.ListEvalRuns)
+	putUint64(buf[2:], c.gens[querymeta.TableEvalRuns].Load())
+	k := buf[:10]
 	if arg.BeforeCreatedAt == nil {
 		k = append(k, 0)
 	} else {
@@ -752,7 +782,9 @@ func keyListEvalRuns(c *Cache, arg gen.ListEvalRunsParams, find bool) (*entry, s
 // keyListFailedEvalResults finds the entry of a read of ListFailedEvalResults, or returns its key.
 func keyListFailedEvalResults(c *Cache, arg gen.ListFailedEvalResultsParams, find bool) (*entry, string) {
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], querymeta.ListFailedEvalResults)
+	buf[0], buf[1] = byte(querymeta.ListFailedEvalResults>>8), byte(querymeta.ListFailedEvalResults)
+	putUint64(buf[2:], c.gens[querymeta.TableEvalResults].Load())
+	k := buf[:10]
 	k = appendUUID(k, arg.RunID)
 	k = appendString(k, arg.AfterCaseID)
 	k = appendInt64(k, int64(arg.RowLimit))
@@ -765,7 +797,10 @@ func keyListFailedEvalResults(c *Cache, arg gen.ListFailedEvalResultsParams, fin
 // keyListStudentMetricsInWindow finds the entry of a read of ListStudentMetricsInWindow, or returns its key.
 func keyListStudentMetricsInWindow(c *Cache, arg gen.ListStudentMetricsInWindowParams, find bool) (*entry, string) {
 	var buf [keyBufSize]byte
-	k := c.keyPrefix(buf[:0], querymeta.ListStudentMetricsInWindow)
+	buf[0], buf[1] = byte(querymeta.ListStudentMetricsInWindow>>8), byte(querymeta.ListStudentMetricsInWindow)
+	putUint64(buf[2:], c.gens[querymeta.TablePerformanceMetrics].Load())
+	putUint64(buf[10:], c.gens[querymeta.TableStudentProfiles].Load())
+	k := buf[:18]
 	k = appendString(k, arg.StudentID)
 	k = appendTime(k, arg.RecordedFrom)
 	k = appendTime(k, arg.RecordedUntil)

@@ -55,28 +55,48 @@ type call[A, R any] func(*gen.Queries, context.Context, A) (R, error)
 
 // run is the one statement path of the generated queries: it stores the
 // result in *v (the generated method's own result, so that a cached row is
-// copied once on its way to the caller). Step 1, the cache, is here;
-// execute does the rest.
-func run[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn call[A, R], v *R) (err error) {
-	var ev *observe.StatementEnd
+// copied once on its way to the caller). Step 1, the cache, is here and in
+// cached; execute does the rest. A hit returns from run itself, whose frame
+// is kept small for it: the observer's span is in observed, and a stale
+// value, a miss and an uncached query go on in cached.
+func run[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn call[A, R], v *R) error {
 	if r.obs != nil {
-		var end func(*observe.StatementEnd)
-		ctx, end = r.obs.StartStatement(ctx, &r.observed[s.q.ID])
-		ev = &observe.StatementEnd{}
-		defer func() { ev.Err = err; end(ev) }()
+		return observed(ctx, r, s, arg, fn, v)
 	}
-	if s.cache == nil || r.cache == nil {
+	if s.cache == nil {
+		return execute(ctx, r, s, arg, fn, nil, v)
+	}
+	var k cachewrap.Key
+	o := cachewrap.Lookup(ctx, r.cache, s.cache, arg, &k, v)
+	if o == cachewrap.Fresh {
+		return nil
+	}
+	return cached(ctx, r, s, arg, fn, nil, o, &k, v)
+}
+
+// observed is run under the Observer's statement span.
+func observed[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn call[A, R], v *R) (err error) {
+	ctx, end := r.obs.StartStatement(ctx, &r.observed[s.q.ID])
+	ev := &observe.StatementEnd{}
+	defer func() { ev.Err = err; end(ev) }()
+	if s.cache == nil {
 		return execute(ctx, r, s, arg, fn, ev, v)
 	}
 	var k cachewrap.Key
-	switch cachewrap.Lookup(ctx, r.cache, s.cache, arg, &k, v) {
+	o := cachewrap.Lookup(ctx, r.cache, s.cache, arg, &k, v)
+	return cached(ctx, r, s, arg, fn, ev, o, &k, v)
+}
+
+// cached finishes step 1 once Lookup found o (and, for a stale value, k).
+func cached[A, R any](ctx context.Context, r *Repo, s *stmt[A, R], arg A, fn call[A, R], ev *observe.StatementEnd, o cachewrap.Outcome, k *cachewrap.Key, v *R) (err error) {
+	switch o {
 	case cachewrap.Fresh:
 		setCache(ev, observe.CacheHit)
 		return nil
 	case cachewrap.Stale:
 		setCache(ev, observe.CacheStale)
 		a := arg // captured here, so that a hit does not move arg to the heap
-		cachewrap.Refresh(ctx, r.cache, s.cache, &k, func(ctx context.Context) (R, error) {
+		cachewrap.Refresh(ctx, r.cache, s.cache, k, func(ctx context.Context) (R, error) {
 			return load(ctx, r, s, a, fn)
 		})
 		return nil

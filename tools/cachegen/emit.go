@@ -484,8 +484,19 @@ func (e *emitter) keyFunc(m *method, sh shape) error {
 	}
 	e.p("// key%s finds the entry of a read of %s, or returns its key.", m.name, m.name)
 	e.p("func key%s(c *Cache, %s, find bool) (*entry, string) {", m.name, param)
+	// The prefix, written in place: the query id and the generation of
+	// each table the query reads, in querymeta's ReadTables order. It must
+	// fit the key buffer (cachewrap's keyBufSize, 192 bytes) with room for
+	// the arguments.
+	if n := len(m.access.reads); n > 16 {
+		return fmt.Errorf("it reads %d tables; a cached query may read at most 16: split it, or mark it \"-- cache: off\"", n)
+	}
 	e.p("var buf [keyBufSize]byte")
-	e.p("k := c.keyPrefix(buf[:0], querymeta.%s)", m.name)
+	e.p("buf[0], buf[1] = byte(querymeta.%s>>8), byte(querymeta.%s)", m.name, m.name)
+	for i, t := range m.access.reads {
+		e.p("putUint64(buf[%d:], c.gens[querymeta.Table%s].Load())", 2+8*i, goName(t))
+	}
+	e.p("k := buf[:%d]", 2+8*len(m.access.reads))
 	for _, p := range m.params {
 		if err := e.appendKey(p.name, p.typ); err != nil {
 			return fmt.Errorf("parameter %s: %w", p.name, err)
@@ -670,15 +681,20 @@ func (e *emitter) copyFunc(t ast.Expr) (string, error) {
 	saved := e.b
 	e.b = bytes.Buffer{}
 	ts := e.typeSrc(t)
-	e.p("// %s returns a copy of v that shares no mutable memory with it.", name)
-	e.p("func %s(v %s) %s {", name, ts, ts)
+	// The source by pointer, so that a cached row is not moved out of its
+	// entry first; the result by value (a destination pointer would escape
+	// through Query.copy, an indirect call, and move the caller's result to
+	// the heap).
+	e.p("// %s returns a copy of *src that shares no mutable memory with it.", name)
+	e.p("func %s(src *%s) (dst %s) {", name, ts, ts)
+	e.p("dst = *src")
 	if err := e.slabCopy(t); err != nil {
 		return "", err
 	}
-	if err := e.deepen("v", t); err != nil {
+	if err := e.deepen("dst", t); err != nil {
 		return "", err
 	}
-	e.p("return v")
+	e.p("return dst")
 	e.p("}")
 	e.helpers[name] = e.b.String()
 	e.b = saved
@@ -855,13 +871,13 @@ func (e *emitter) slabCopy(t ast.Expr) error {
 	}
 	var lens, nils []string
 	for _, s := range slots {
-		nils = append(nils, "v."+s.field+" == nil")
+		nils = append(nils, "dst."+s.field+" == nil")
 		if s.slice {
-			lens = append(lens, "len(v."+s.field+")")
+			lens = append(lens, "len(dst."+s.field+")")
 		}
 	}
 	e.p("if %s {", strings.Join(nils, " && "))
-	e.p("return v")
+	e.p("return dst")
 	e.p("}")
 	e.p("switch n := max(%s); {", strings.Join(lens, ", "))
 	for _, c := range slabClasses {
@@ -882,18 +898,18 @@ func (e *emitter) slabCopy(t ast.Expr) error {
 		e.p("s := new(%s)", typ)
 		for i, s := range slots {
 			if s.slice {
-				e.p("if v.%s != nil {", s.field)
-				e.p("k := copy(s.f%d[:], v.%s)", i, s.field)
-				e.p("v.%s = s.f%d[:k:k]", s.field, i)
+				e.p("if dst.%s != nil {", s.field)
+				e.p("k := copy(s.f%d[:], dst.%s)", i, s.field)
+				e.p("dst.%s = s.f%d[:k:k]", s.field, i)
 				e.p("}")
 			} else {
-				e.p("if v.%s != nil {", s.field)
-				e.p("s.f%d = *v.%s", i, s.field)
-				e.p("v.%s = &s.f%d", s.field, i)
+				e.p("if dst.%s != nil {", s.field)
+				e.p("s.f%d = *dst.%s", i, s.field)
+				e.p("dst.%s = &s.f%d", s.field, i)
 				e.p("}")
 			}
 		}
-		e.p("return v")
+		e.p("return dst")
 	}
 	e.p("}")
 	return nil
