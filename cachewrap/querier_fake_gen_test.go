@@ -123,6 +123,13 @@ func (f *fakeGen) InsertEvalRun(ctx context.Context, arg gen.InsertEvalRunParams
 	return r, err
 }
 
+// InsertEvalRunSummary calls f.answer(ctx, "InsertEvalRunSummary", …).
+func (f *fakeGen) InsertEvalRunSummary(ctx context.Context, runID uuid.UUID) (int64, error) {
+	v, err := f.answer(ctx, "InsertEvalRunSummary", []any{runID})
+	r, _ := v.(int64)
+	return r, err
+}
+
 // InsertPerformanceMetrics calls f.answer(ctx, "InsertPerformanceMetrics", …).
 func (f *fakeGen) InsertPerformanceMetrics(ctx context.Context, arg []gen.InsertPerformanceMetricsParams) (int64, error) {
 	v, err := f.answer(ctx, "InsertPerformanceMetrics", []any{arg})

@@ -65,7 +65,7 @@ func (c *Cache) CreateUser(ctx context.Context, arg gen.CreateUserParams) (gen.U
 }
 
 // DeleteEvalRun runs gen.Querier.DeleteEvalRun, then invalidates the cached reads of
-// eval_metrics, eval_results, eval_runs (whether or not it failed: a failed write may have reached
+// eval_metrics, eval_results, eval_run_summaries, eval_runs (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, error) {
 	return write(ctx, c, querymeta.DeleteEvalRun, id, gen.Querier.DeleteEvalRun)
@@ -81,7 +81,7 @@ func (c *Cache) GetEvalRun(ctx context.Context, id uuid.UUID) (gen.EvalRun, erro
 	return serve(ctx, c, GetEvalRun, id, gen.Querier.GetEvalRun)
 }
 
-// GetEvalRunSummary serves gen.Querier.GetEvalRunSummary from the cache; it reads eval_results, eval_runs.
+// GetEvalRunSummary serves gen.Querier.GetEvalRunSummary from the cache; it reads eval_results, eval_run_summaries, eval_runs.
 func (c *Cache) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (gen.GetEvalRunSummaryRow, error) {
 	return serve(ctx, c, GetEvalRunSummary, id, gen.Querier.GetEvalRunSummary)
 }
@@ -116,14 +116,14 @@ func (c *Cache) InsertEvalMetricsUnnest(ctx context.Context, arg gen.InsertEvalM
 }
 
 // InsertEvalResults runs gen.Querier.InsertEvalResults, then invalidates the cached reads of
-// eval_results (whether or not it failed: a failed write may have reached
+// eval_results, eval_run_summaries (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) InsertEvalResults(ctx context.Context, arg []gen.InsertEvalResultsParams) (int64, error) {
 	return write(ctx, c, querymeta.InsertEvalResults, arg, gen.Querier.InsertEvalResults)
 }
 
 // InsertEvalResultsUnnest runs gen.Querier.InsertEvalResultsUnnest, then invalidates the cached reads of
-// eval_results (whether or not it failed: a failed write may have reached
+// eval_results, eval_run_summaries (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) InsertEvalResultsUnnest(ctx context.Context, arg gen.InsertEvalResultsUnnestParams) (int64, error) {
 	return write(ctx, c, querymeta.InsertEvalResultsUnnest, arg, gen.Querier.InsertEvalResultsUnnest)
@@ -134,6 +134,13 @@ func (c *Cache) InsertEvalResultsUnnest(ctx context.Context, arg gen.InsertEvalR
 // the server).
 func (c *Cache) InsertEvalRun(ctx context.Context, arg gen.InsertEvalRunParams) (gen.EvalRun, error) {
 	return write(ctx, c, querymeta.InsertEvalRun, arg, gen.Querier.InsertEvalRun)
+}
+
+// InsertEvalRunSummary runs gen.Querier.InsertEvalRunSummary, then invalidates the cached reads of
+// eval_run_summaries (whether or not it failed: a failed write may have reached
+// the server).
+func (c *Cache) InsertEvalRunSummary(ctx context.Context, runID uuid.UUID) (int64, error) {
+	return write(ctx, c, querymeta.InsertEvalRunSummary, runID, gen.Querier.InsertEvalRunSummary)
 }
 
 // InsertPerformanceMetrics runs gen.Querier.InsertPerformanceMetrics, then invalidates the cached reads of
@@ -176,7 +183,7 @@ func (c *Cache) RecordPerformanceMetric(ctx context.Context, arg gen.RecordPerfo
 }
 
 // UpdateEvalRunStatus runs gen.Querier.UpdateEvalRunStatus, then invalidates the cached reads of
-// eval_runs (whether or not it failed: a failed write may have reached
+// eval_run_summaries, eval_runs (whether or not it failed: a failed write may have reached
 // the server).
 func (c *Cache) UpdateEvalRunStatus(ctx context.Context, arg gen.UpdateEvalRunStatusParams) (gen.EvalRun, error) {
 	return write(ctx, c, querymeta.UpdateEvalRunStatus, arg, gen.Querier.UpdateEvalRunStatus)
@@ -270,6 +277,12 @@ func (t *txQuerier) InsertEvalResultsUnnest(ctx context.Context, arg gen.InsertE
 func (t *txQuerier) InsertEvalRun(ctx context.Context, arg gen.InsertEvalRunParams) (gen.EvalRun, error) {
 	t.w.record(querymeta.InsertEvalRun)
 	return t.q.InsertEvalRun(ctx, arg)
+}
+
+// InsertEvalRunSummary runs gen.Querier.InsertEvalRunSummary in the transaction.
+func (t *txQuerier) InsertEvalRunSummary(ctx context.Context, runID uuid.UUID) (int64, error) {
+	t.w.record(querymeta.InsertEvalRunSummary)
+	return t.q.InsertEvalRunSummary(ctx, runID)
 }
 
 // InsertPerformanceMetrics runs gen.Querier.InsertPerformanceMetrics in the transaction.
@@ -665,8 +678,9 @@ func keyGetEvalRunSummary(c *Cache, id uuid.UUID, find bool) (*entry, string) {
 	var buf [keyBufSize]byte
 	buf[0], buf[1] = byte(querymeta.GetEvalRunSummary>>8), byte(querymeta.GetEvalRunSummary)
 	putUint64(buf[2:], c.gens[querymeta.TableEvalResults].Load())
-	putUint64(buf[10:], c.gens[querymeta.TableEvalRuns].Load())
-	k := buf[:18]
+	putUint64(buf[10:], c.gens[querymeta.TableEvalRunSummaries].Load())
+	putUint64(buf[18:], c.gens[querymeta.TableEvalRuns].Load())
+	k := buf[:26]
 	k = appendUUID(k, id)
 	if find {
 		return c.find(k), ""

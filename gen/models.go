@@ -43,6 +43,27 @@ type EvalRun struct {
 	CreatedAt  time.Time       `json:"created_at"`
 }
 
+type EvalRunSummariesLive struct {
+	RunID        uuid.UUID `json:"run_id"`
+	Status       string    `json:"status"`
+	ResultCount  int64     `json:"result_count"`
+	PassedCount  int64     `json:"passed_count"`
+	PassRate     float64   `json:"pass_rate"`
+	MeanScore    float64   `json:"mean_score"`
+	P50LatencyMs float64   `json:"p50_latency_ms"`
+	P95LatencyMs float64   `json:"p95_latency_ms"`
+}
+
+type EvalRunSummary struct {
+	RunID        uuid.UUID `json:"run_id"`
+	ResultCount  int64     `json:"result_count"`
+	PassedCount  int64     `json:"passed_count"`
+	PassRate     float64   `json:"pass_rate"`
+	MeanScore    float64   `json:"mean_score"`
+	P50LatencyMs float64   `json:"p50_latency_ms"`
+	P95LatencyMs float64   `json:"p95_latency_ms"`
+}
+
 type PerformanceMetric struct {
 	ID               int64     `json:"id"`
 	StudentProfileID int64     `json:"student_profile_id"`

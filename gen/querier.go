@@ -30,11 +30,17 @@ type Querier interface {
 	EvalLeaderboard(ctx context.Context, runIds []uuid.UUID) ([]EvalLeaderboardRow, error)
 	// GetEvalRun returns one run by id.
 	GetEvalRun(ctx context.Context, id uuid.UUID) (EvalRun, error)
-	// GetEvalRunSummary computes a run's headline figures in one query: how many
-	// results it has, how many passed, the pass rate, the mean score and the
-	// median and 95th-percentile latency. For a run with no results the rate,
-	// mean and percentiles are 0 (ResultCount says why), and a run that does not
-	// exist is pgx.ErrNoRows.
+	// GetEvalRunSummary returns a run's headline figures: how many results it
+	// has, how many passed, the pass rate, the mean score and the median and
+	// 95th-percentile latency. For a run with no results the rate, mean and
+	// percentiles are 0 (ResultCount says why), and a run that does not exist
+	// is pgx.ErrNoRows. It reads the figures RecordEvalRun stored
+	// (eval_run_summaries, a primary-key read) and, when none are stored (the
+	// run was written some other way, or its results changed since, which
+	// deletes the stored row), computes them from the results
+	// (eval_run_summaries_live). The second branch runs only when the first
+	// found nothing: PostgreSQL plans NOT EXISTS (SELECT FROM stored) as a
+	// one-time filter, and leaves the aggregate unexecuted when a row is stored.
 	// cache: ttl=1m swr=30s
 	GetEvalRunSummary(ctx context.Context, id uuid.UUID) (GetEvalRunSummaryRow, error)
 	// GetStudentWithMetrics returns a student profile, found by its external
@@ -70,6 +76,17 @@ type Querier interface {
 	// txn.RecordEvalRun); finished_at must be set exactly when status is not
 	// 'running'. A nil config is stored as {}.
 	InsertEvalRun(ctx context.Context, arg InsertEvalRunParams) (EvalRun, error)
+	// InsertEvalRunSummary stores a run's figures, computed from its results
+	// (eval_run_summaries_live), in eval_run_summaries, where GetEvalRunSummary
+	// reads them. txn.RecordEvalRun runs it in the transaction that inserts the
+	// run, after the results: no other transaction can change the results of a
+	// run it cannot see yet, so the stored figures are those of the results
+	// committed with them, and from then on the triggers of eval_results delete
+	// them when the results change. Run it only in the transaction that inserted
+	// the run and its results: for a run that other transactions can already
+	// write, a concurrent change to its results committed while this statement
+	// runs would not be counted, and its trigger would find no row to delete.
+	InsertEvalRunSummary(ctx context.Context, runID uuid.UUID) (int64, error)
 	// InsertPerformanceMetrics bulk-loads measurements with COPY.
 	InsertPerformanceMetrics(ctx context.Context, arg []InsertPerformanceMetricsParams) (int64, error)
 	// ListEvalMetrics returns a run's summary metrics by name.

@@ -326,6 +326,12 @@ func InsertEvalRunValues(i EvalRun) []any {
 	return []any{i.ID, i.Name, i.Model, i.Dataset, i.Status, i.Config, i.StartedAt, i.FinishedAt, i.CreatedAt}
 }
 
+// InsertEvalRunSummaryArgs returns the arguments gen.Queries.InsertEvalRunSummary sends with the SQL InsertEvalRunSummary,
+// in order: queue them in a pgx.Batch, or expect them in a pgxmock test.
+func InsertEvalRunSummaryArgs(runID uuid.UUID) []any {
+	return []any{runID}
+}
+
 // InsertPerformanceMetricsTable and InsertPerformanceMetricsColumns are the table and columns gen.Queries.InsertPerformanceMetrics COPYs into.
 const InsertPerformanceMetricsTable = "performance_metrics"
 

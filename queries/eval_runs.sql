@@ -50,26 +50,49 @@ WHERE r.id = ANY(@run_ids::uuid[])
 GROUP BY r.model
 ORDER BY pass_rate DESC, r.model;
 
--- GetEvalRunSummary computes a run's headline figures in one query: how many
--- results it has, how many passed, the pass rate, the mean score and the
--- median and 95th-percentile latency. For a run with no results the rate,
--- mean and percentiles are 0 (ResultCount says why), and a run that does not
--- exist is pgx.ErrNoRows.
+-- GetEvalRunSummary returns a run's headline figures: how many results it
+-- has, how many passed, the pass rate, the mean score and the median and
+-- 95th-percentile latency. For a run with no results the rate, mean and
+-- percentiles are 0 (ResultCount says why), and a run that does not exist
+-- is pgx.ErrNoRows. It reads the figures RecordEvalRun stored
+-- (eval_run_summaries, a primary-key read) and, when none are stored (the
+-- run was written some other way, or its results changed since, which
+-- deletes the stored row), computes them from the results
+-- (eval_run_summaries_live). The second branch runs only when the first
+-- found nothing: PostgreSQL plans NOT EXISTS (SELECT FROM stored) as a
+-- one-time filter, and leaves the aggregate unexecuted when a row is stored.
 -- cache: ttl=1m swr=30s
 -- name: GetEvalRunSummary :one
-SELECT
-    r.id,
-    r.status,
-    count(res.case_id)                                                              AS result_count,
-    count(res.case_id) FILTER (WHERE res.passed)                                    AS passed_count,
-    coalesce(avg(CASE WHEN res.passed THEN 1.0 ELSE 0.0 END), 0)::float8            AS pass_rate,
-    coalesce(avg(res.score), 0)::float8                                             AS mean_score,
-    coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY res.latency_ms), 0)::float8  AS p50_latency_ms,
-    coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY res.latency_ms), 0)::float8 AS p95_latency_ms
-FROM eval_runs r
-LEFT JOIN eval_results res ON res.run_id = r.id
-WHERE r.id = @id
-GROUP BY r.id;
+WITH stored AS (
+    SELECT r.id, r.status, s.result_count, s.passed_count, s.pass_rate, s.mean_score,
+           s.p50_latency_ms, s.p95_latency_ms
+    FROM eval_runs r
+    JOIN eval_run_summaries s ON s.run_id = r.id
+    WHERE r.id = @id
+)
+SELECT id, status, result_count, passed_count, pass_rate, mean_score, p50_latency_ms, p95_latency_ms
+FROM stored
+UNION ALL
+SELECT l.run_id, l.status, l.result_count, l.passed_count, l.pass_rate, l.mean_score,
+       l.p50_latency_ms, l.p95_latency_ms
+FROM eval_run_summaries_live l
+WHERE l.run_id = @id AND NOT EXISTS (SELECT FROM stored);
+
+-- InsertEvalRunSummary stores a run's figures, computed from its results
+-- (eval_run_summaries_live), in eval_run_summaries, where GetEvalRunSummary
+-- reads them. txn.RecordEvalRun runs it in the transaction that inserts the
+-- run, after the results: no other transaction can change the results of a
+-- run it cannot see yet, so the stored figures are those of the results
+-- committed with them, and from then on the triggers of eval_results delete
+-- them when the results change. Run it only in the transaction that inserted
+-- the run and its results: for a run that other transactions can already
+-- write, a concurrent change to its results committed while this statement
+-- runs would not be counted, and its trigger would find no row to delete.
+-- name: InsertEvalRunSummary :execrows
+INSERT INTO eval_run_summaries (run_id, result_count, passed_count, pass_rate, mean_score, p50_latency_ms, p95_latency_ms)
+SELECT l.run_id, l.result_count, l.passed_count, l.pass_rate, l.mean_score, l.p50_latency_ms, l.p95_latency_ms
+FROM eval_run_summaries_live l
+WHERE l.run_id = @run_id;
 
 -- UpdateEvalRunStatus moves a run to a new status and returns it. Leaving
 -- 'running' stamps finished_at (now, unless given); going back to 'running'

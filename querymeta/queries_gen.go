@@ -12,6 +12,7 @@ var _ = gen.New // every query may be a :copyfrom, which has no constant
 const (
 	TableEvalMetrics Table = iota
 	TableEvalResults
+	TableEvalRunSummaries
 	TableEvalRuns
 	TablePerformanceMetrics
 	TableStudentProfiles
@@ -19,12 +20,13 @@ const (
 )
 
 // NumTables is the number of tables of schema/.
-const NumTables = 6
+const NumTables = 7
 
 // Tables are the names of schema/'s tables, indexed by Table.
 var Tables = [NumTables]string{
 	TableEvalMetrics:        "eval_metrics",
 	TableEvalResults:        "eval_results",
+	TableEvalRunSummaries:   "eval_run_summaries",
 	TableEvalRuns:           "eval_runs",
 	TablePerformanceMetrics: "performance_metrics",
 	TableStudentProfiles:    "student_profiles",
@@ -48,6 +50,7 @@ const (
 	InsertEvalResults
 	InsertEvalResultsUnnest
 	InsertEvalRun
+	InsertEvalRunSummary
 	InsertPerformanceMetrics
 	ListEvalMetrics
 	ListEvalResults
@@ -59,7 +62,7 @@ const (
 )
 
 // NumQueries is the number of gen.Querier's queries.
-const NumQueries = 23
+const NumQueries = 24
 
 // Queries holds what cachegen derived from each query, indexed by ID.
 var Queries = [NumQueries]Query{
@@ -103,8 +106,8 @@ var Queries = [NumQueries]Query{
 		SQL:         gen.DeleteEvalRun,
 		Kind:        ":execrows",
 		Operation:   "DELETE",
-		Writes:      []string{"eval_metrics", "eval_results", "eval_runs"},
-		WriteTables: []Table{TableEvalMetrics, TableEvalResults, TableEvalRuns},
+		Writes:      []string{"eval_metrics", "eval_results", "eval_run_summaries", "eval_runs"},
+		WriteTables: []Table{TableEvalMetrics, TableEvalResults, TableEvalRunSummaries, TableEvalRuns},
 		Cache: Policy{
 			Uncacheable: "writes",
 		},
@@ -136,9 +139,9 @@ var Queries = [NumQueries]Query{
 		Name:       "GetEvalRunSummary",
 		SQL:        gen.GetEvalRunSummary,
 		Kind:       ":one",
-		Operation:  "SELECT",
-		Reads:      []string{"eval_results", "eval_runs"},
-		ReadTables: []Table{TableEvalResults, TableEvalRuns},
+		Operation:  "WITH",
+		Reads:      []string{"eval_results", "eval_run_summaries", "eval_runs"},
+		ReadTables: []Table{TableEvalResults, TableEvalRunSummaries, TableEvalRuns},
 		ReadOnly:   true,
 		Cache: Policy{
 			TTL: 60000000000, // 1m0s
@@ -220,8 +223,8 @@ INSERT INTO eval_results (
 );`,
 		Kind:        ":copyfrom",
 		Operation:   "COPY",
-		Writes:      []string{"eval_results"},
-		WriteTables: []Table{TableEvalResults},
+		Writes:      []string{"eval_results", "eval_run_summaries"},
+		WriteTables: []Table{TableEvalResults, TableEvalRunSummaries},
 		Cache: Policy{
 			Uncacheable: "writes",
 		},
@@ -232,8 +235,8 @@ INSERT INTO eval_results (
 		SQL:         gen.InsertEvalResultsUnnest,
 		Kind:        ":execrows",
 		Operation:   "INSERT",
-		Writes:      []string{"eval_results"},
-		WriteTables: []Table{TableEvalResults},
+		Writes:      []string{"eval_results", "eval_run_summaries"},
+		WriteTables: []Table{TableEvalResults, TableEvalRunSummaries},
 		Cache: Policy{
 			Uncacheable: "writes",
 		},
@@ -246,6 +249,20 @@ INSERT INTO eval_results (
 		Operation:   "INSERT",
 		Writes:      []string{"eval_runs"},
 		WriteTables: []Table{TableEvalRuns},
+		Cache: Policy{
+			Uncacheable: "writes",
+		},
+	},
+	InsertEvalRunSummary: {
+		ID:          InsertEvalRunSummary,
+		Name:        "InsertEvalRunSummary",
+		SQL:         gen.InsertEvalRunSummary,
+		Kind:        ":execrows",
+		Operation:   "INSERT",
+		Reads:       []string{"eval_results", "eval_runs"},
+		ReadTables:  []Table{TableEvalResults, TableEvalRuns},
+		Writes:      []string{"eval_run_summaries"},
+		WriteTables: []Table{TableEvalRunSummaries},
 		Cache: Policy{
 			Uncacheable: "writes",
 		},
@@ -339,8 +356,8 @@ VALUES (@student_profile_id, @name, @value, @recorded_at);`,
 		SQL:         gen.UpdateEvalRunStatus,
 		Kind:        ":one",
 		Operation:   "UPDATE",
-		Writes:      []string{"eval_runs"},
-		WriteTables: []Table{TableEvalRuns},
+		Writes:      []string{"eval_run_summaries", "eval_runs"},
+		WriteTables: []Table{TableEvalRunSummaries, TableEvalRuns},
 		Cache: Policy{
 			Uncacheable: "writes",
 		},

@@ -42,6 +42,7 @@ var (
 	sInsertEvalResults          = stmt[[]gen.InsertEvalResultsParams, int64]{q: &querymeta.Queries[querymeta.InsertEvalResults]}
 	sInsertEvalResultsUnnest    = stmt[gen.InsertEvalResultsUnnestParams, int64]{q: &querymeta.Queries[querymeta.InsertEvalResultsUnnest]}
 	sInsertEvalRun              = stmt[gen.InsertEvalRunParams, gen.EvalRun]{q: &querymeta.Queries[querymeta.InsertEvalRun]}
+	sInsertEvalRunSummary       = stmt[uuid.UUID, int64]{q: &querymeta.Queries[querymeta.InsertEvalRunSummary]}
 	sInsertPerformanceMetrics   = stmt[[]gen.InsertPerformanceMetricsParams, int64]{q: &querymeta.Queries[querymeta.InsertPerformanceMetrics]}
 	sListEvalMetrics            = stmt[uuid.UUID, []gen.EvalMetric]{q: &querymeta.Queries[querymeta.ListEvalMetrics], cache: cachewrap.ListEvalMetrics}
 	sListEvalResults            = stmt[gen.ListEvalResultsParams, []gen.EvalResult]{q: &querymeta.Queries[querymeta.ListEvalResults], cache: cachewrap.ListEvalResults}
@@ -141,6 +142,12 @@ func (x queries) InsertEvalResultsUnnest(ctx context.Context, arg gen.InsertEval
 // InsertEvalRun runs gen.Querier.InsertEvalRun through run.
 func (x queries) InsertEvalRun(ctx context.Context, arg gen.InsertEvalRunParams) (v gen.EvalRun, err error) {
 	err = run(ctx, x.r, &sInsertEvalRun, arg, (*gen.Queries).InsertEvalRun, &v)
+	return v, err
+}
+
+// InsertEvalRunSummary runs gen.Querier.InsertEvalRunSummary through run.
+func (x queries) InsertEvalRunSummary(ctx context.Context, runID uuid.UUID) (v int64, err error) {
+	err = run(ctx, x.r, &sInsertEvalRunSummary, runID, (*gen.Queries).InsertEvalRunSummary, &v)
 	return v, err
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/aah/evaldb/internal/dbtest"
 )
 
-// TestInvalidationNotifications checks migration 00003's triggers: a
+// TestInvalidationNotifications checks the notification triggers: a
 // committed write notifies evaldb_invalidate with the table's name, once
 // per table per transaction; a rolled-back write notifies nothing; cascaded
 // deletes and TRUNCATE name every table they change.
@@ -64,7 +64,7 @@ func TestInvalidationNotifications(t *testing.T) {
 		}
 	}
 	first := map[string]bool{"users": true, "student_profiles": true, "performance_metrics": true,
-		"eval_runs": true, "eval_results": true, "eval_metrics": true}
+		"eval_runs": true, "eval_results": true, "eval_metrics": true, "eval_run_summaries": true}
 	step := func(name string, want []string, sql ...string) {
 		t.Helper()
 		for _, s := range sql {
@@ -106,6 +106,17 @@ func TestInvalidationNotifications(t *testing.T) {
 		 VALUES ('018f0000-0000-7000-8000-000000000001', 'c', 'i', 'e', 'o', 1, true, 1)`,
 		`INSERT INTO eval_metrics (run_id, name, value) VALUES ('018f0000-0000-7000-8000-000000000001', 'acc', 1)`,
 		`COMMIT`)
-	step("Truncate", []string{"eval_metrics", "eval_results", "eval_runs"},
+	// Migration 00005's triggers delete a run's stored summary when its
+	// results change, and only then write (and so name) eval_run_summaries.
+	step("StoreSummary", []string{"eval_run_summaries"},
+		`INSERT INTO eval_run_summaries (run_id, result_count, passed_count, pass_rate, mean_score, p50_latency_ms, p95_latency_ms)
+		 SELECT run_id, result_count, passed_count, pass_rate, mean_score, p50_latency_ms, p95_latency_ms
+		 FROM eval_run_summaries_live WHERE run_id = '018f0000-0000-7000-8000-000000000001'`)
+	step("ResultOfSummarisedRun", []string{"eval_results", "eval_run_summaries"},
+		`INSERT INTO eval_results (run_id, case_id, input, expected, output, score, passed, latency_ms)
+		 VALUES ('018f0000-0000-7000-8000-000000000001', 'c2', 'i', 'e', 'o', 1, true, 1)`)
+	step("ResultOfRunWithoutSummary", []string{"eval_results"},
+		`UPDATE eval_results SET score = 0 WHERE case_id = 'c2'`)
+	step("Truncate", []string{"eval_metrics", "eval_results", "eval_run_summaries", "eval_runs"},
 		`TRUNCATE eval_runs CASCADE`)
 }

@@ -7,6 +7,7 @@ package schema
 var Tables = []string{
 	"eval_metrics",
 	"eval_results",
+	"eval_run_summaries",
 	"eval_runs",
 	"performance_metrics",
 	"student_profiles",

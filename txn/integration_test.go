@@ -69,16 +69,18 @@ func makeRun(id uuid.UUID, n, m int) txn.Run {
 	return r
 }
 
-type tableCounts struct{ Runs, Results, Metrics int }
+type tableCounts struct{ Runs, Results, Metrics, Summaries int }
 
-// countAll counts every row of the three tables, so that a duplicate run
-// under another id would show.
+// countAll counts every row of the three tables and of the stored
+// summaries, so that a duplicate run under another id, or a summary left by
+// a rolled-back recording, would show.
 func countAll(t *testing.T, admin *pgxpool.Pool) tableCounts {
 	t.Helper()
 	var c tableCounts
 	err := admin.QueryRow(context.WithoutCancel(t.Context()),
-		`SELECT (SELECT count(*) FROM eval_runs), (SELECT count(*) FROM eval_results), (SELECT count(*) FROM eval_metrics)`).
-		Scan(&c.Runs, &c.Results, &c.Metrics)
+		`SELECT (SELECT count(*) FROM eval_runs), (SELECT count(*) FROM eval_results), (SELECT count(*) FROM eval_metrics),
+			(SELECT count(*) FROM eval_run_summaries)`).
+		Scan(&c.Runs, &c.Results, &c.Metrics, &c.Summaries)
 	if err != nil {
 		t.Fatalf("count rows: %v", err)
 	}
@@ -88,7 +90,7 @@ func countAll(t *testing.T, admin *pgxpool.Pool) tableCounts {
 func wantCounts(t *testing.T, admin *pgxpool.Pool, want tableCounts) {
 	t.Helper()
 	if diff := cmp.Diff(want, countAll(t, admin)); diff != "" {
-		t.Errorf("rows in eval_runs/eval_results/eval_metrics mismatch (-want +got):\n%s", diff)
+		t.Errorf("rows in eval_runs/eval_results/eval_metrics/eval_run_summaries mismatch (-want +got):\n%s", diff)
 	}
 }
 
@@ -162,7 +164,7 @@ func TestIntegrationRecordEvalRun(t *testing.T) {
 			if _, err := txn.RecordEvalRunWithOptions(t.Context(), db, run, opts); !errors.Is(err, txn.ErrRunConflict) {
 				t.Errorf("RecordEvalRun(changed metric) = %v, want ErrRunConflict", err)
 			}
-			wantCounts(t, admin, tableCounts{1, tc.n, 3})
+			wantCounts(t, admin, tableCounts{1, tc.n, 3, 1})
 		})
 	}
 }
@@ -250,7 +252,7 @@ func TestIntegrationBackendTerminatedMidCopy(t *testing.T) {
 		attempts int
 		want     tableCounts
 	}{
-		{"RetriedRecordsOnce", 3, tableCounts{1, n, 2}},
+		{"RetriedRecordsOnce", 3, tableCounts{1, n, 2, 1}},
 		{"NotRetriedLeavesNothing", 1, tableCounts{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -314,7 +316,7 @@ func TestIntegrationBackendTerminatedInDo(t *testing.T) {
 	if err != nil || calls != 2 {
 		t.Fatalf("Do() = %v after %d calls, want success after 2", err, calls)
 	}
-	wantCounts(t, admin, tableCounts{1, 400, 0})
+	wantCounts(t, admin, tableCounts{1, 400, 0, 0}) // written by Do, not RecordEvalRun: no summary
 }
 
 func TestIntegrationConstraintFailsOnLastMetric(t *testing.T) {
@@ -402,7 +404,7 @@ func TestIntegrationConnectionLostDuringCommit(t *testing.T) {
 			if rec.AlreadyRecorded != tc.wantAlready || rec.Results != tc.n || rec.Metrics != 4 {
 				t.Errorf("RecordEvalRun() = %+v, want AlreadyRecorded=%v with %d results and 4 metrics", rec, tc.wantAlready, tc.n)
 			}
-			wantCounts(t, admin, tableCounts{1, tc.n, 4})
+			wantCounts(t, admin, tableCounts{1, tc.n, 4, 1})
 		})
 	}
 }
@@ -422,7 +424,7 @@ func TestIntegrationDoDoesNotRetryUnknownCommit(t *testing.T) {
 	if !errors.Is(err, txn.ErrCommitUnknown) || calls != 1 {
 		t.Errorf("Do() = %v after %d calls, want ErrCommitUnknown after 1", err, calls)
 	}
-	wantCounts(t, admin, tableCounts{1, 0, 0})
+	wantCounts(t, admin, tableCounts{1, 0, 0, 0})
 }
 
 func TestIntegrationConcurrentWriters(t *testing.T) {
@@ -442,7 +444,7 @@ func TestIntegrationConcurrentWriters(t *testing.T) {
 		if err := errors.Join(errs...); err != nil {
 			t.Errorf("RecordEvalRun(): %v", err)
 		}
-		wantCounts(t, admin, tableCounts{writers, writers * 300, writers * 3})
+		wantCounts(t, admin, tableCounts{writers, writers * 300, writers * 3, writers})
 	})
 	t.Run("SameRun", func(t *testing.T) {
 		t.Parallel()
@@ -469,7 +471,7 @@ func TestIntegrationConcurrentWriters(t *testing.T) {
 		if fresh.Load() != 1 || already.Load() != writers-1 {
 			t.Errorf("%d writers recorded the run and %d found it, want 1 and %d", fresh.Load(), already.Load(), writers-1)
 		}
-		wantCounts(t, admin, tableCounts{1, 300, 3})
+		wantCounts(t, admin, tableCounts{1, 300, 3, 1})
 	})
 	t.Run("SameRunDifferentContent", func(t *testing.T) {
 		t.Parallel()
@@ -497,7 +499,7 @@ func TestIntegrationConcurrentWriters(t *testing.T) {
 		if conflicts.Load() != writers/2 {
 			t.Errorf("%d writers got ErrRunConflict, want %d (those whose content differs from the winner's)", conflicts.Load(), writers/2)
 		}
-		wantCounts(t, admin, tableCounts{1, 200, 2})
+		wantCounts(t, admin, tableCounts{1, 200, 2, 1})
 	})
 }
 
@@ -549,7 +551,7 @@ func TestIntegrationSerializationFailureRetried(t *testing.T) {
 	if maxAttempt.Load() < 2 {
 		t.Errorf("no transaction was retried; want one retried after a serialization failure")
 	}
-	wantCounts(t, admin, tableCounts{1, 0, 1}) // the retry saw the other's row and wrote nothing
+	wantCounts(t, admin, tableCounts{1, 0, 1, 0}) // the retry saw the other's row and wrote nothing
 }
 
 func TestIntegrationNestedDoIsSavepoint(t *testing.T) {
@@ -574,7 +576,7 @@ func TestIntegrationNestedDoIsSavepoint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Do() = %v", err)
 	}
-	wantCounts(t, admin, tableCounts{1, 3, 1})
+	wantCounts(t, admin, tableCounts{1, 3, 1, 1}) // the inner run and its summary rolled back
 }
 
 func TestIntegrationTimeoutAndMaxWait(t *testing.T) {

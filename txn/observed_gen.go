@@ -133,6 +133,14 @@ func (o observedQuerier) InsertEvalRun(ctx context.Context, arg gen.InsertEvalRu
 	return v, err
 }
 
+// InsertEvalRunSummary reports gen.Querier.InsertEvalRunSummary to the Observer.
+func (o observedQuerier) InsertEvalRunSummary(ctx context.Context, runID uuid.UUID) (int64, error) {
+	ctx, end := o.start(ctx, querymeta.InsertEvalRunSummary)
+	v, err := o.q.InsertEvalRunSummary(ctx, runID)
+	o.end(end, err)
+	return v, err
+}
+
 // InsertPerformanceMetrics reports gen.Querier.InsertPerformanceMetrics to the Observer.
 func (o observedQuerier) InsertPerformanceMetrics(ctx context.Context, arg []gen.InsertPerformanceMetricsParams) (int64, error) {
 	ctx, end := o.start(ctx, querymeta.InsertPerformanceMetrics)

@@ -34,7 +34,7 @@ const DefaultCopyThreshold = 1500
 var ErrRunConflict = dberr.ErrRunConflict
 
 // runQueries are the generated queries RecordEvalRun runs.
-var runQueries = []string{"InsertEvalRun", "InsertEvalResultsUnnest", "InsertEvalResults", "InsertEvalMetricsUnnest"}
+var runQueries = []string{"InsertEvalRun", "InsertEvalResultsUnnest", "InsertEvalResults", "InsertEvalMetricsUnnest", "InsertEvalRunSummary"}
 
 // runTables are the tables RecordEvalRun writes, invalidated in
 // Options.Cache after COMMIT: what cachegen derived for its queries, closed
@@ -136,6 +136,10 @@ func RecordEvalRun(ctx context.Context, db Beginner, run Run) (Recorded, error) 
 // Runs with fewer than Options.CopyThreshold results are sent as one
 // pipelined batch (run, results through one unnest statement, metrics) in
 // one round trip; larger ones are loaded with COPY in the transaction.
+// Last, still in the transaction, one statement computes the run's summary
+// from the stored results and stores it (gen.InsertEvalRunSummary), which
+// GetEvalRunSummary then reads instead of aggregating the results; it is in
+// the batch's round trip when there is one.
 //
 // The run id is the idempotency key. When a run with this id exists,
 // RecordEvalRun compares it with the given one and returns it with
@@ -145,7 +149,8 @@ func RecordEvalRun(ctx context.Context, db Beginner, run Run) (Recorded, error) 
 // retries (up to Options.MaxAttempts) and so records the run exactly once.
 // Other errors are those of Do. opts nil means defaults; opts.Cache is told
 // after COMMIT about the tables it wrote: eval_runs, eval_results,
-// eval_metrics and whatever their triggers in schema/ write. Safe for
+// eval_metrics, eval_run_summaries and whatever their triggers in schema/
+// write. Safe for
 // concurrent use when db is.
 func RecordEvalRunWithOptions(ctx context.Context, db Beginner, run Run, opts *Options) (Recorded, error) {
 	o, err := opts.resolve()
@@ -186,7 +191,7 @@ func record(ctx context.Context, db Beginner, run Run, o *Options, method *obser
 			if useCopy {
 				rec, err = writeCopy(ctx, tx.Raw(), rr)
 			} else {
-				rec, err = writeBatch(ctx, tx.Raw(), rr)
+				rec, err = writeBatch(ctx, tx.Raw(), rr, true)
 			}
 			return err
 		})
@@ -314,8 +319,10 @@ func metricParams(id uuid.UUID, ms []Metric) gen.InsertEvalMetricsUnnestParams {
 	return p
 }
 
-// writeBatch writes the run as one pipelined batch: one round trip.
-func writeBatch(ctx context.Context, tx pgx.Tx, rr resolvedRun) (Recorded, error) {
+// writeBatch writes the run as one pipelined batch: one round trip. With
+// summary set the batch ends with the summary statement, which must follow
+// the results.
+func writeBatch(ctx context.Context, tx pgx.Tx, rr resolvedRun, summary bool) (Recorded, error) {
 	b := &pgx.Batch{}
 	b.Queue(gen.InsertEvalRun, gen.InsertEvalRunArgs(rr.p)...)
 	if len(rr.results) > 0 {
@@ -324,15 +331,18 @@ func writeBatch(ctx context.Context, tx pgx.Tx, rr resolvedRun) (Recorded, error
 	if len(rr.metrics) > 0 {
 		b.Queue(gen.InsertEvalMetricsUnnest, gen.InsertEvalMetricsUnnestArgs(metricParams(rr.p.ID, rr.metrics))...)
 	}
+	if summary {
+		b.Queue(gen.InsertEvalRunSummary, gen.InsertEvalRunSummaryArgs(rr.p.ID)...)
+	}
 	br := tx.SendBatch(ctx, b)
-	rec, err := readBatch(br, rr)
+	rec, err := readBatch(br, rr, summary)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	return rec, err
 }
 
-func readBatch(br pgx.BatchResults, rr resolvedRun) (Recorded, error) {
+func readBatch(br pgx.BatchResults, rr resolvedRun, summary bool) (Recorded, error) {
 	run, err := gen.ScanInsertEvalRun(br.QueryRow())
 	if err != nil {
 		return Recorded{}, fmt.Errorf("insert eval run: %w", err)
@@ -352,13 +362,22 @@ func readBatch(br pgx.BatchResults, rr resolvedRun) (Recorded, error) {
 		}
 		rec.Metrics = int(tag.RowsAffected())
 	}
+	if summary {
+		tag, err := br.Exec()
+		if err != nil {
+			return Recorded{}, fmt.Errorf("store the run's summary: %w", err)
+		}
+		if err := checkSummary(tag.RowsAffected()); err != nil {
+			return Recorded{}, err
+		}
+	}
 	return rec, checkCounts(rec, rr)
 }
 
 // writeCopy sends the run and its metrics as one batch (one round trip),
-// then COPYs the results.
+// then COPYs the results, then stores the summary.
 func writeCopy(ctx context.Context, tx pgx.Tx, rr resolvedRun) (Recorded, error) {
-	rec, err := writeBatch(ctx, tx, resolvedRun{p: rr.p, metrics: rr.metrics})
+	rec, err := writeBatch(ctx, tx, resolvedRun{p: rr.p, metrics: rr.metrics}, len(rr.results) == 0)
 	if err != nil {
 		return Recorded{}, err
 	}
@@ -369,6 +388,13 @@ func writeCopy(ctx context.Context, tx pgx.Tx, rr resolvedRun) (Recorded, error)
 			return Recorded{}, fmt.Errorf("copy %d eval results: %w", len(rr.results), err)
 		}
 		rec.Results = int(n)
+		tag, err := tx.Exec(ctx, gen.InsertEvalRunSummary, gen.InsertEvalRunSummaryArgs(rr.p.ID)...)
+		if err != nil {
+			return Recorded{}, fmt.Errorf("store the run's summary: %w", err)
+		}
+		if err := checkSummary(tag.RowsAffected()); err != nil {
+			return Recorded{}, err
+		}
 	}
 	return rec, checkCounts(rec, rr)
 }
@@ -400,6 +426,14 @@ func (s *resultSource) Values() ([]any, error) {
 }
 
 func (s *resultSource) Err() error { return nil }
+
+// checkSummary makes sure the summary statement stored the run's one row.
+func checkSummary(rows int64) error {
+	if rows != 1 {
+		return fmt.Errorf("txn: stored %d summary rows for the run, want 1; rolled back", rows)
+	}
+	return nil
+}
 
 // checkCounts makes sure every row went in; anything else is a bug, and the
 // transaction is rolled back.

@@ -44,6 +44,10 @@ CREATE OR REPLACE TRIGGER eval_results_notify_invalidate
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON eval_results
     FOR EACH STATEMENT EXECUTE FUNCTION evaldb_notify_invalidate('eval_results');
 
+CREATE OR REPLACE TRIGGER eval_run_summaries_notify_invalidate
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON eval_run_summaries
+    FOR EACH STATEMENT EXECUTE FUNCTION evaldb_notify_invalidate('eval_run_summaries');
+
 CREATE OR REPLACE TRIGGER eval_runs_notify_invalidate
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON eval_runs
     FOR EACH STATEMENT EXECUTE FUNCTION evaldb_notify_invalidate('eval_runs');

@@ -61,6 +61,23 @@ CREATE TRIGGER tallies_audit AFTER UPDATE ON tallies FOR EACH ROW EXECUTE FUNCTI
 CREATE FUNCTION bump(counter text) RETURNS bigint LANGUAGE sql BEGIN ATOMIC
     UPDATE tallies SET n = n + 1 WHERE name = counter RETURNING n;
 END;
+CREATE TABLE grades (name text);
+CREATE TABLE grade_log (name text);
+-- One function for two triggers with transition tables, one per event, each
+-- branch reading its own trigger's.
+CREATE FUNCTION log_grades() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO grade_log SELECT name FROM added;
+    ELSE
+        INSERT INTO grade_log SELECT name FROM removed;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER grades_log_insert AFTER INSERT ON grades REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION log_grades();
+CREATE TRIGGER grades_log_delete AFTER DELETE ON grades REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION log_grades();
 CREATE TABLE events (id bigint, at date) PARTITION BY RANGE (at);
 CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 CREATE TABLE archived_runs (id uuid PRIMARY KEY, model text);
@@ -127,6 +144,10 @@ func TestAnalyzeEvolvedSchema(t *testing.T) {
 			access{writes: []string{"datasets", "eval_metrics", "eval_results", "eval_runs"}}},
 		{"TruncateCascade", "TRUNCATE datasets CASCADE",
 			access{reads: []string{"datasets"}, writes: []string{"datasets", "eval_metrics", "eval_results", "eval_runs"}}},
+		{"TransitionTablesAreNotTables", "INSERT INTO grades (name) VALUES ('t')",
+			access{writes: []string{"grade_log", "grades"}}},
+		{"TransitionTablesOfEachEvent", "DELETE FROM grades",
+			access{writes: []string{"grade_log", "grades"}}},
 		{"PartitionWriteReachesParent", "INSERT INTO events_2026 VALUES (1, '2026-02-02')",
 			access{writes: []string{"events", "events_2026"}}},
 		{"ParentWriteReachesPartitions", "DELETE FROM events",

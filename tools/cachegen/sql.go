@@ -50,6 +50,10 @@ type trigDef struct {
 	name, table, fn, file string
 	events                int // TRIGGER_TYPE_* bits: 4 insert, 8 delete, 16 update, 32 truncate
 	decl                  *policy
+	// transition are the names of its transition tables (REFERENCING OLD
+	// TABLE AS … NEW TABLE AS …): the rows the triggering statement changed
+	// in table, which its function reads like tables.
+	transition []string
 }
 
 // ruleDef is a CREATE RULE of schema/: a write of table that fires it also
@@ -204,6 +208,11 @@ func (si *schemaInfo) loadStmt(file, kind string, n map[string]any, text string)
 	case "CreateTrigStmt":
 		t := &trigDef{name: str(n["trigname"]), table: relName(n["relation"]), fn: lastName(n["funcname"]), file: file}
 		t.events, _ = toInt(n["events"])
+		for _, r := range listOf(n["transitionRels"]) {
+			if tt, ok := r.(map[string]any)["TriggerTransition"].(map[string]any); ok {
+				t.transition = append(t.transition, str(tt["name"]))
+			}
+		}
 		if n["isconstraint"] == true && t.events == 0 {
 			t.events = 4 | 8 | 16
 		}
@@ -622,6 +631,10 @@ type analyzer struct {
 	unknown []string
 	seen    map[string]bool // table/kind pairs already closed over
 	err     error
+	// transition are the transition tables of the trigger whose function
+	// is analysed: reading them reads no table (the write that fired the
+	// trigger is already counted).
+	transition []string
 }
 
 func (si *schemaInfo) newAnalyzer() *analyzer { return &analyzer{si: si, seen: map[string]bool{}} }
@@ -742,7 +755,7 @@ func (z *analyzer) tree(tree any) {
 			return
 		}
 		schema := relSchema(n)
-		if schema == "" && ctes[name] {
+		if schema == "" && (ctes[name] || contains(z.transition, name)) {
 			return
 		}
 		if sc := otherSchema(n); sc != "" {
@@ -868,7 +881,7 @@ func (z *analyzer) write(table, kind string) {
 			}
 			continue
 		}
-		fa := si.funcAccess(t.fn, -1)
+		fa := si.funcAccess(t.fn, -1, si.transitionNames(t.fn))
 		if len(fa.opaque) > 0 && z.err == nil {
 			z.err = fmt.Errorf("writes %s, whose trigger %s (schema/%s) runs %s: %s. cachegen cannot tell which tables it changes; write `-- cache: writes=TABLE,…` (or `writes=` for none) in the comment just above CREATE TRIGGER %s",
 				table, t.name, t.file, t.fn, strings.Join(fa.opaque, "; "), t.name)
@@ -905,6 +918,28 @@ func (z *analyzer) ruleAction(act any) {
 	}
 }
 
+// transitionNames returns the transition tables of every trigger that runs
+// function fn. A trigger function that serves several triggers (one per
+// event, as PostgreSQL requires of triggers with transition tables) reads
+// each one's under IF TG_OP = …; a branch that named a transition table its
+// trigger lacks would fail at run time, never write another table, so
+// every name is taken to be in scope.
+func (si *schemaInfo) transitionNames(fn string) []string {
+	var names []string
+	for _, ts := range si.triggers {
+		for _, t := range ts {
+			if t.fn != fn {
+				continue
+			}
+			for _, n := range t.transition {
+				names = appendUnique(names, n)
+			}
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
 // call classifies a function call:
 //   - sqlc.arg/narg/slice (in queries read from queries/) are parameters;
 //   - a function of schema/ reads and writes what its body does (LANGUAGE
@@ -927,7 +962,7 @@ func (z *analyzer) call(n map[string]any) {
 	}
 	if qual == "" || qual == "public" {
 		if _, ok := z.si.funcs[name]; ok {
-			z.a.merge(z.si.funcAccess(name, len(listOf(n["args"]))))
+			z.a.merge(z.si.funcAccess(name, len(listOf(n["args"])), nil))
 			return
 		}
 	}
@@ -956,8 +991,9 @@ func (z *analyzer) call(n map[string]any) {
 
 // funcAccess returns what calling the schema/ function name reads and
 // writes (the union over its overloads with nargs arguments, or all of them
-// when nargs < 0 or none matches).
-func (si *schemaInfo) funcAccess(name string, nargs int) access {
+// when nargs < 0 or none matches). transition are the transition tables of
+// the trigger that runs it, if any.
+func (si *schemaInfo) funcAccess(name string, nargs int, transition []string) access {
 	var a access
 	defs := si.funcs[name]
 	var match []*funcDef
@@ -973,13 +1009,16 @@ func (si *schemaInfo) funcAccess(name string, nargs int) access {
 		a.opaque = []string{name + "() is not a function of schema/"}
 	}
 	for _, f := range match {
-		a.merge(si.funcDefAccess(f))
+		a.merge(si.funcDefAccess(f, transition))
 	}
 	return a
 }
 
-func (si *schemaInfo) funcDefAccess(f *funcDef) access {
-	if a, ok := si.memo[f]; ok {
+func (si *schemaInfo) funcDefAccess(f *funcDef, transition []string) access {
+	// The analysis depends on the transition tables in scope, so only the
+	// plain one (no trigger's, or a trigger's without any) is memoised.
+	memo := len(transition) == 0
+	if a, ok := si.memo[f]; ok && memo {
 		return *a
 	}
 	if si.stack[f] {
@@ -988,6 +1027,7 @@ func (si *schemaInfo) funcDefAccess(f *funcDef) access {
 	si.stack[f] = true
 	defer delete(si.stack, f)
 	z := si.newAnalyzer()
+	z.transition = transition
 	switch {
 	case f.decl != nil:
 		for _, t := range f.decl.reads {
@@ -1014,7 +1054,9 @@ func (si *schemaInfo) funcDefAccess(f *funcDef) access {
 	}
 	sort.Strings(z.a.reads)
 	sort.Strings(z.a.writes)
-	si.memo[f] = &z.a
+	if memo {
+		si.memo[f] = &z.a
+	}
 	return z.a
 }
 
