@@ -19,11 +19,11 @@ func TestContendersAgree(t *testing.T) {
 		"student": {Name: seed.ReadStudentID, Count: seed.MetricsPerStudent, Last: "latency"},
 	}
 	ctx := context.Background()
-	for _, name := range append(contenderNames, "evaldb-cached") {
+	for _, name := range append(contenderNames, "evaldb-cached", "evaldb-view") {
 		t.Run(name, func(t *testing.T) {
 			c := open(t, name)
 			for _, r := range reads {
-				for range 2 { // the second read of evaldb-cached is a hit
+				for range 2 { // the second read of evaldb-cached and evaldb-view is a hit
 					got, err := r.fn(c, ctx)
 					warm(c)
 					if err != nil {

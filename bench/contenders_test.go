@@ -214,6 +214,30 @@ func (c *evaldbContender) Student(ctx context.Context) (summary, error) {
 	return studentSummary(r.StudentID, r.MetricNames), err
 }
 
+// evaldbViewContender reads through Repo.Views, the read-only face of the
+// cached reads: a hit is the cached value itself, seen through a view, not
+// a private copy.
+type evaldbViewContender struct{ *evaldbContender }
+
+func (c *evaldbViewContender) PKRead(ctx context.Context) (summary, error) {
+	r, err := c.r.Views().GetEvalRun(ctx, seed.ReadRunID)
+	return summary{Name: r.Name, Count: 1}, err
+}
+
+func (c *evaldbViewContender) Page(ctx context.Context) (summary, error) {
+	rs, err := c.r.Views().ListEvalResults(ctx, gen.ListEvalResultsParams{RunID: seed.ReadRunID, RowLimit: seed.PageSize})
+	return pageSummary(rs.Len(), func(i int) string { return rs.At(i).CaseID }), err
+}
+
+func (c *evaldbViewContender) Student(ctx context.Context) (summary, error) {
+	r, err := c.r.Views().GetStudentWithMetrics(ctx, seed.ReadStudentID)
+	s := summary{Name: r.StudentID, Count: r.MetricNames.Len()}
+	if n := r.MetricNames.Len(); n > 0 {
+		s.Last = r.MetricNames.At(n - 1)
+	}
+	return s, err
+}
+
 // Record uses Repo.RecordEvalRun (txn.RecordEvalRunWithOptions on the
 // Repo's executor; it invalidates the cache after COMMIT).
 func (c *evaldbContender) Record(ctx context.Context, run txn.Run) error {

@@ -53,6 +53,11 @@ func open(tb testing.TB, name string) contender {
 		c, err = openEvaldb(ctx, dbURL, false)
 	case "evaldb-cached":
 		c, err = openEvaldb(ctx, dbURL, true)
+	case "evaldb-view":
+		var e *evaldbContender
+		if e, err = openEvaldb(ctx, dbURL, true); err == nil {
+			c = &evaldbViewContender{e}
+		}
 	case "gorm":
 		c, err = openGorm(dbURL)
 	case "bun":

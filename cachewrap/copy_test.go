@@ -2,6 +2,7 @@ package cachewrap
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"sync/atomic"
@@ -72,14 +73,21 @@ func TestEveryCachedReadIsAPrivateCopy(t *testing.T) {
 	}
 }
 
-var timeType = reflect.TypeFor[time.Time]()
+var (
+	timeType = reflect.TypeFor[time.Time]()
+	rawType  = reflect.TypeFor[json.RawMessage]()
+)
 
 // fill returns a value of type t with every field set from seed: non-zero
 // numbers, non-empty strings and slices (two elements), set pointers.
 func fill(t reflect.Type, seed int) reflect.Value {
 	v := reflect.New(t).Elem()
-	if t == timeType {
+	switch t {
+	case timeType:
 		v.Set(reflect.ValueOf(time.Unix(int64(seed)*3600, 0).UTC()))
+		return v
+	case rawType: // a jsonb document must stay one
+		v.SetBytes([]byte(fmt.Sprintf(`{"k":%d}`, seed)))
 		return v
 	}
 	switch t.Kind() {

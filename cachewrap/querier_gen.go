@@ -328,6 +328,175 @@ func (t *txQuerier) UpdateEvalRunStatus(ctx context.Context, arg gen.UpdateEvalR
 	return t.q.UpdateEvalRunStatus(ctx, arg)
 }
 
+// EvalResultView is a read-only view of a cached gen.EvalResult: its plain fields are
+// copies, its slices and pointers only read. Row returns a private copy.
+type EvalResultView struct {
+	RunID            uuid.UUID   `json:"run_id"`
+	CaseID           string      `json:"case_id"`
+	Input            string      `json:"input"`
+	Expected         string      `json:"expected"`
+	Output           string      `json:"output"`
+	Score            float64     `json:"score"`
+	Passed           bool        `json:"passed"`
+	LatencyMs        int32       `json:"latency_ms"`
+	PromptTokens     int32       `json:"prompt_tokens"`
+	CompletionTokens int32       `json:"completion_tokens"`
+	Error            Ptr[string] `json:"error"`
+}
+
+// NewEvalResultView returns the read-only view of *p. The caller must not change
+// *p afterwards.
+func NewEvalResultView(p *gen.EvalResult) EvalResultView { return EvalResultView{}.view(p) }
+
+func (EvalResultView) view(p *gen.EvalResult) EvalResultView {
+	return EvalResultView{
+		RunID:            p.RunID,
+		CaseID:           p.CaseID,
+		Input:            p.Input,
+		Expected:         p.Expected,
+		Output:           p.Output,
+		Score:            p.Score,
+		Passed:           p.Passed,
+		LatencyMs:        p.LatencyMs,
+		PromptTokens:     p.PromptTokens,
+		CompletionTokens: p.CompletionTokens,
+		Error:            Ptr[string]{p.Error},
+	}
+}
+
+func (v EvalResultView) raw() gen.EvalResult {
+	return gen.EvalResult{
+		RunID:            v.RunID,
+		CaseID:           v.CaseID,
+		Input:            v.Input,
+		Expected:         v.Expected,
+		Output:           v.Output,
+		Score:            v.Score,
+		Passed:           v.Passed,
+		LatencyMs:        v.LatencyMs,
+		PromptTokens:     v.PromptTokens,
+		CompletionTokens: v.CompletionTokens,
+		Error:            v.Error.p,
+	}
+}
+
+func (EvalResultView) clone(p *gen.EvalResult) gen.EvalResult { return copyEvalResult(p) }
+
+// Row returns a private copy of the row, which the caller may change.
+func (v EvalResultView) Row() gen.EvalResult {
+	r := v.raw()
+	return copyEvalResult(&r)
+}
+
+// EvalRunView is a read-only view of a cached gen.EvalRun: its plain fields are
+// copies, its slices and pointers only read. Row returns a private copy.
+type EvalRunView struct {
+	ID         uuid.UUID      `json:"id"`
+	Name       string         `json:"name"`
+	Model      string         `json:"model"`
+	Dataset    string         `json:"dataset"`
+	Status     string         `json:"status"`
+	Config     RawJSON        `json:"config"`
+	StartedAt  time.Time      `json:"started_at"`
+	FinishedAt Ptr[time.Time] `json:"finished_at"`
+	CreatedAt  time.Time      `json:"created_at"`
+}
+
+// NewEvalRunView returns the read-only view of *p. The caller must not change
+// *p afterwards.
+func NewEvalRunView(p *gen.EvalRun) EvalRunView { return EvalRunView{}.view(p) }
+
+func (EvalRunView) view(p *gen.EvalRun) EvalRunView {
+	return EvalRunView{
+		ID:         p.ID,
+		Name:       p.Name,
+		Model:      p.Model,
+		Dataset:    p.Dataset,
+		Status:     p.Status,
+		Config:     RawJSON{p.Config},
+		StartedAt:  p.StartedAt,
+		FinishedAt: Ptr[time.Time]{p.FinishedAt},
+		CreatedAt:  p.CreatedAt,
+	}
+}
+
+func (v EvalRunView) raw() gen.EvalRun {
+	return gen.EvalRun{
+		ID:         v.ID,
+		Name:       v.Name,
+		Model:      v.Model,
+		Dataset:    v.Dataset,
+		Status:     v.Status,
+		Config:     v.Config.b,
+		StartedAt:  v.StartedAt,
+		FinishedAt: v.FinishedAt.p,
+		CreatedAt:  v.CreatedAt,
+	}
+}
+
+func (EvalRunView) clone(p *gen.EvalRun) gen.EvalRun { return copyEvalRun(p) }
+
+// Row returns a private copy of the row, which the caller may change.
+func (v EvalRunView) Row() gen.EvalRun {
+	r := v.raw()
+	return copyEvalRun(&r)
+}
+
+// GetStudentWithMetricsRowView is a read-only view of a cached gen.GetStudentWithMetricsRow: its plain fields are
+// copies, its slices and pointers only read. Row returns a private copy.
+type GetStudentWithMetricsRowView struct {
+	ID               int64            `json:"id"`
+	UserID           int64            `json:"user_id"`
+	StudentID        string           `json:"student_id"`
+	Cohort           Ptr[string]      `json:"cohort"`
+	CreatedAt        time.Time        `json:"created_at"`
+	MetricNames      Slice[string]    `json:"metric_names"`
+	MetricValues     Slice[float64]   `json:"metric_values"`
+	MetricRecordedAt Slice[time.Time] `json:"metric_recorded_at"`
+}
+
+// NewGetStudentWithMetricsRowView returns the read-only view of *p. The caller must not change
+// *p afterwards.
+func NewGetStudentWithMetricsRowView(p *gen.GetStudentWithMetricsRow) GetStudentWithMetricsRowView {
+	return GetStudentWithMetricsRowView{}.view(p)
+}
+
+func (GetStudentWithMetricsRowView) view(p *gen.GetStudentWithMetricsRow) GetStudentWithMetricsRowView {
+	return GetStudentWithMetricsRowView{
+		ID:               p.ID,
+		UserID:           p.UserID,
+		StudentID:        p.StudentID,
+		Cohort:           Ptr[string]{p.Cohort},
+		CreatedAt:        p.CreatedAt,
+		MetricNames:      Slice[string]{p.MetricNames},
+		MetricValues:     Slice[float64]{p.MetricValues},
+		MetricRecordedAt: Slice[time.Time]{p.MetricRecordedAt},
+	}
+}
+
+func (v GetStudentWithMetricsRowView) raw() gen.GetStudentWithMetricsRow {
+	return gen.GetStudentWithMetricsRow{
+		ID:               v.ID,
+		UserID:           v.UserID,
+		StudentID:        v.StudentID,
+		Cohort:           v.Cohort.p,
+		CreatedAt:        v.CreatedAt,
+		MetricNames:      v.MetricNames.s,
+		MetricValues:     v.MetricValues.s,
+		MetricRecordedAt: v.MetricRecordedAt.s,
+	}
+}
+
+func (GetStudentWithMetricsRowView) clone(p *gen.GetStudentWithMetricsRow) gen.GetStudentWithMetricsRow {
+	return copyGetStudentWithMetricsRow(p)
+}
+
+// Row returns a private copy of the row, which the caller may change.
+func (v GetStudentWithMetricsRowView) Row() gen.GetStudentWithMetricsRow {
+	r := v.raw()
+	return copyGetStudentWithMetricsRow(&r)
+}
+
 // copyEvalLeaderboardRowSlice returns a copy of *src that shares no mutable memory with it.
 func copyEvalLeaderboardRowSlice(src *[]gen.EvalLeaderboardRow) (dst []gen.EvalLeaderboardRow) {
 	dst = *src
@@ -339,6 +508,16 @@ func copyEvalLeaderboardRowSlice(src *[]gen.EvalLeaderboardRow) (dst []gen.EvalL
 func copyEvalMetricSlice(src *[]gen.EvalMetric) (dst []gen.EvalMetric) {
 	dst = *src
 	dst = slices.Clone(dst)
+	return dst
+}
+
+// copyEvalResult returns a copy of *src that shares no mutable memory with it.
+func copyEvalResult(src *gen.EvalResult) (dst gen.EvalResult) {
+	dst = *src
+	if dst.Error != nil {
+		x11 := *dst.Error
+		dst.Error = &x11
+	}
 	return dst
 }
 
@@ -455,15 +634,15 @@ func copyEvalRun(src *gen.EvalRun) (dst gen.EvalRun) {
 func copyEvalRunSlice(src *[]gen.EvalRun) (dst []gen.EvalRun) {
 	dst = *src
 	if dst != nil {
-		s11 := slices.Clone(dst)
-		for i12 := range s11 {
-			s11[i12].Config = slices.Clone(s11[i12].Config)
-			if s11[i12].FinishedAt != nil {
-				x13 := *s11[i12].FinishedAt
-				s11[i12].FinishedAt = &x13
+		s12 := slices.Clone(dst)
+		for i13 := range s12 {
+			s12[i13].Config = slices.Clone(s12[i13].Config)
+			if s12[i13].FinishedAt != nil {
+				x14 := *s12[i13].FinishedAt
+				s12[i13].FinishedAt = &x14
 			}
 		}
-		dst = s11
+		dst = s12
 	}
 	return dst
 }
@@ -885,14 +1064,14 @@ func sizeEvalRun(v gen.EvalRun) int64 {
 func sizeEvalRunSlice(v []gen.EvalRun) int64 {
 	n := int64(unsafe.Sizeof(v))
 	n += int64(cap(v)) * int64(unsafe.Sizeof(v[:1][0]))
-	for _, x14 := range v {
-		n += int64(len(x14.Name))
-		n += int64(len(x14.Model))
-		n += int64(len(x14.Dataset))
-		n += int64(len(x14.Status))
-		n += int64(cap(x14.Config))
-		if x14.FinishedAt != nil {
-			n += int64(unsafe.Sizeof(*x14.FinishedAt))
+	for _, x15 := range v {
+		n += int64(len(x15.Name))
+		n += int64(len(x15.Model))
+		n += int64(len(x15.Dataset))
+		n += int64(len(x15.Status))
+		n += int64(cap(x15.Config))
+		if x15.FinishedAt != nil {
+			n += int64(unsafe.Sizeof(*x15.FinishedAt))
 		}
 	}
 	return n
@@ -926,8 +1105,8 @@ func sizeGetStudentWithMetricsRow(v gen.GetStudentWithMetricsRow) int64 {
 func sizePerformanceMetricSlice(v []gen.PerformanceMetric) int64 {
 	n := int64(unsafe.Sizeof(v))
 	n += int64(cap(v)) * int64(unsafe.Sizeof(v[:1][0]))
-	for _, x15 := range v {
-		n += int64(len(x15.Name))
+	for _, x16 := range v {
+		n += int64(len(x16.Name))
 	}
 	return n
 }

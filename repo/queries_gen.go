@@ -204,3 +204,107 @@ func (x queries) UpdateEvalRunStatus(ctx context.Context, arg gen.UpdateEvalRunS
 	err = run(ctx, x.r, &sUpdateEvalRunStatus, arg, (*gen.Queries).UpdateEvalRunStatus, &v)
 	return v, err
 }
+
+// Views serves the cached reads of gen.Querier as read-only views of the
+// cached values (cachewrap.Slice, Ptr, List, RawJSON and the generated
+// <Type>View structs): a hit is neither copied nor allocated. Get one from
+// Repo.Views.
+type Views struct{ r *Repo }
+
+// Statements of Views whose hits are shared, not copied.
+var (
+	vEvalLeaderboard            = stmt[[]uuid.UUID, []gen.EvalLeaderboardRow]{q: &querymeta.Queries[querymeta.EvalLeaderboard], cache: cachewrap.EvalLeaderboard.Shared()}
+	vGetEvalRun                 = stmt[uuid.UUID, gen.EvalRun]{q: &querymeta.Queries[querymeta.GetEvalRun], cache: cachewrap.GetEvalRun.Shared()}
+	vGetStudentWithMetrics      = stmt[string, gen.GetStudentWithMetricsRow]{q: &querymeta.Queries[querymeta.GetStudentWithMetrics], cache: cachewrap.GetStudentWithMetrics.Shared()}
+	vListEvalMetrics            = stmt[uuid.UUID, []gen.EvalMetric]{q: &querymeta.Queries[querymeta.ListEvalMetrics], cache: cachewrap.ListEvalMetrics.Shared()}
+	vListEvalResults            = stmt[gen.ListEvalResultsParams, []gen.EvalResult]{q: &querymeta.Queries[querymeta.ListEvalResults], cache: cachewrap.ListEvalResults.Shared()}
+	vListEvalRuns               = stmt[gen.ListEvalRunsParams, []gen.EvalRun]{q: &querymeta.Queries[querymeta.ListEvalRuns], cache: cachewrap.ListEvalRuns.Shared()}
+	vListFailedEvalResults      = stmt[gen.ListFailedEvalResultsParams, []gen.EvalResult]{q: &querymeta.Queries[querymeta.ListFailedEvalResults], cache: cachewrap.ListFailedEvalResults.Shared()}
+	vListStudentMetricsInWindow = stmt[gen.ListStudentMetricsInWindowParams, []gen.PerformanceMetric]{q: &querymeta.Queries[querymeta.ListStudentMetricsInWindow], cache: cachewrap.ListStudentMetricsInWindow.Shared()}
+)
+
+// EvalLeaderboard serves gen.Querier.EvalLeaderboard as a read-only view, not copied on a hit.
+func (x Views) EvalLeaderboard(ctx context.Context, runIds []uuid.UUID) (cachewrap.Slice[gen.EvalLeaderboardRow], error) {
+	var v []gen.EvalLeaderboardRow
+	err := run(ctx, x.r, &vEvalLeaderboard, runIds, (*gen.Queries).EvalLeaderboard, &v)
+	return cachewrap.SliceOf(v), err
+}
+
+// GetEvalRun serves gen.Querier.GetEvalRun as a read-only view, not copied on a hit.
+func (x Views) GetEvalRun(ctx context.Context, id uuid.UUID) (cachewrap.EvalRunView, error) {
+	var v gen.EvalRun
+	err := run(ctx, x.r, &vGetEvalRun, id, (*gen.Queries).GetEvalRun, &v)
+	return cachewrap.NewEvalRunView(&v), err
+}
+
+// GetEvalRunSummary serves gen.Querier.GetEvalRunSummary: its result has no slices or pointers, so
+// it is its own view.
+func (x Views) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (gen.GetEvalRunSummaryRow, error) {
+	var v gen.GetEvalRunSummaryRow
+	err := run(ctx, x.r, &sGetEvalRunSummary, id, (*gen.Queries).GetEvalRunSummary, &v)
+	return v, err
+}
+
+// GetStudentWithMetrics serves gen.Querier.GetStudentWithMetrics as a read-only view, not copied on a hit.
+func (x Views) GetStudentWithMetrics(ctx context.Context, studentID string) (cachewrap.GetStudentWithMetricsRowView, error) {
+	var v gen.GetStudentWithMetricsRow
+	err := run(ctx, x.r, &vGetStudentWithMetrics, studentID, (*gen.Queries).GetStudentWithMetrics, &v)
+	return cachewrap.NewGetStudentWithMetricsRowView(&v), err
+}
+
+// GetUser serves gen.Querier.GetUser: its result has no slices or pointers, so
+// it is its own view.
+func (x Views) GetUser(ctx context.Context, id int64) (gen.User, error) {
+	var v gen.User
+	err := run(ctx, x.r, &sGetUser, id, (*gen.Queries).GetUser, &v)
+	return v, err
+}
+
+// GetUserByEmail serves gen.Querier.GetUserByEmail: its result has no slices or pointers, so
+// it is its own view.
+func (x Views) GetUserByEmail(ctx context.Context, email string) (gen.User, error) {
+	var v gen.User
+	err := run(ctx, x.r, &sGetUserByEmail, email, (*gen.Queries).GetUserByEmail, &v)
+	return v, err
+}
+
+// ListEvalMetrics serves gen.Querier.ListEvalMetrics as a read-only view, not copied on a hit.
+func (x Views) ListEvalMetrics(ctx context.Context, runID uuid.UUID) (cachewrap.Slice[gen.EvalMetric], error) {
+	var v []gen.EvalMetric
+	err := run(ctx, x.r, &vListEvalMetrics, runID, (*gen.Queries).ListEvalMetrics, &v)
+	return cachewrap.SliceOf(v), err
+}
+
+// ListEvalResults serves gen.Querier.ListEvalResults as a read-only view, not copied on a hit.
+func (x Views) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsParams) (cachewrap.List[gen.EvalResult, cachewrap.EvalResultView], error) {
+	var v []gen.EvalResult
+	err := run(ctx, x.r, &vListEvalResults, arg, func(q *gen.Queries, ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
+		return q.ListEvalResultsInto(ctx, arg, make([]gen.EvalResult, 0, rowCap(arg.RowLimit)))
+	}, &v)
+	return cachewrap.ListOf[cachewrap.EvalResultView](v), err
+}
+
+// ListEvalRuns serves gen.Querier.ListEvalRuns as a read-only view, not copied on a hit.
+func (x Views) ListEvalRuns(ctx context.Context, arg gen.ListEvalRunsParams) (cachewrap.List[gen.EvalRun, cachewrap.EvalRunView], error) {
+	var v []gen.EvalRun
+	err := run(ctx, x.r, &vListEvalRuns, arg, func(q *gen.Queries, ctx context.Context, arg gen.ListEvalRunsParams) ([]gen.EvalRun, error) {
+		return q.ListEvalRunsInto(ctx, arg, make([]gen.EvalRun, 0, rowCap(arg.RowLimit)))
+	}, &v)
+	return cachewrap.ListOf[cachewrap.EvalRunView](v), err
+}
+
+// ListFailedEvalResults serves gen.Querier.ListFailedEvalResults as a read-only view, not copied on a hit.
+func (x Views) ListFailedEvalResults(ctx context.Context, arg gen.ListFailedEvalResultsParams) (cachewrap.List[gen.EvalResult, cachewrap.EvalResultView], error) {
+	var v []gen.EvalResult
+	err := run(ctx, x.r, &vListFailedEvalResults, arg, func(q *gen.Queries, ctx context.Context, arg gen.ListFailedEvalResultsParams) ([]gen.EvalResult, error) {
+		return q.ListFailedEvalResultsInto(ctx, arg, make([]gen.EvalResult, 0, rowCap(arg.RowLimit)))
+	}, &v)
+	return cachewrap.ListOf[cachewrap.EvalResultView](v), err
+}
+
+// ListStudentMetricsInWindow serves gen.Querier.ListStudentMetricsInWindow as a read-only view, not copied on a hit.
+func (x Views) ListStudentMetricsInWindow(ctx context.Context, arg gen.ListStudentMetricsInWindowParams) (cachewrap.Slice[gen.PerformanceMetric], error) {
+	var v []gen.PerformanceMetric
+	err := run(ctx, x.r, &vListStudentMetricsInWindow, arg, (*gen.Queries).ListStudentMetricsInWindow, &v)
+	return cachewrap.SliceOf(v), err
+}

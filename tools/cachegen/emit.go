@@ -72,11 +72,16 @@ func emit(pkg *genPkg, tables []string) ([]genFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	viewsTest, err := emitViewsTest(pkg)
+	if err != nil {
+		return nil, err
+	}
 	return []genFile{
 		{"querymeta/queries_gen.go", meta},
 		{"cachewrap/querier_gen.go", cache},
 		{"repo/queries_gen.go", facade},
 		{"txn/observed_gen.go", observed},
+		{"cachewrap/views_gen_test.go", viewsTest},
 	}, nil
 }
 
@@ -333,6 +338,11 @@ func emitCache(pkg *genPkg) ([]byte, error) {
 			return nil, fmt.Errorf("%s: %w", m.name, err)
 		}
 		e.p("%s = &Query[%s, %s]{id: querymeta.%s, key: key%s, copy: %s, size: %s}", m.name, sh.arg, sh.res, m.name, m.name, copyFn, sizeFn)
+		if m.result != nil {
+			// The result's read-only view (views.go), for repo's Views. A
+			// result that has none gets no Views method: the facade says so.
+			_, _ = e.viewType(m.result)
+		}
 	}
 	e.p(")")
 	e.p("")
@@ -427,13 +437,7 @@ func emitFacade(pkg *genPkg) ([]byte, error) {
 	for _, m := range pkg.methods {
 		sig, _ := e.signature(m)
 		sh := e.shape(m)
-		fn := e.call(m, "*gen.Queries")
-		if lim, ok := pkg.limits[m.name]; ok && len(m.params) == 1 {
-			// A page: its slice starts at the capacity its LIMIT allows
-			// (gen.<Name>Into, prealloc.go), not empty.
-			fn = fmt.Sprintf("func(q *gen.Queries, ctx context.Context, %s %s) (%s, error) { return q.%sInto(ctx, %s, make(%s, 0, rowCap(%s))) }",
-				m.params[0].name, sh.arg, sh.res, m.name, m.params[0].name, sh.res, lim)
-		}
+		fn := e.facadeCall(pkg, m)
 		e.p("// %s runs gen.Querier.%s through run.", m.name, m.name)
 		call := fmt.Sprintf("run(ctx, x.r, &s%s, %s, %s, ", m.name, sh.argExpr, fn)
 		if sh.errOnly {
@@ -449,7 +453,80 @@ func emitFacade(pkg *genPkg) ([]byte, error) {
 		e.p("}")
 		e.p("")
 	}
+	if err := e.emitViews(pkg); err != nil {
+		return nil, err
+	}
 	return e.format()
+}
+
+// facadeCall returns the sqlc method repo's facade hands to run.
+func (e *emitter) facadeCall(pkg *genPkg, m *method) string {
+	sh := e.shape(m)
+	if lim, ok := pkg.limits[m.name]; ok && len(m.params) == 1 {
+		// A page: its slice starts at the capacity its LIMIT allows
+		// (gen.<Name>Into, prealloc.go), not empty.
+		return fmt.Sprintf("func(q *gen.Queries, ctx context.Context, %s %s) (%s, error) { return q.%sInto(ctx, %s, make(%s, 0, rowCap(%s))) }",
+			m.params[0].name, sh.arg, sh.res, m.name, m.params[0].name, sh.res, lim)
+	}
+	return e.call(m, "*gen.Queries")
+}
+
+// emitViews writes repo's Views: a method per cached read, each one call
+// into run with the query's Shared descriptor (whose hits are not copied),
+// turning the result into its read-only view.
+func (e *emitter) emitViews(pkg *genPkg) error {
+	var decls, methods bytes.Buffer
+	saved := e.b
+	for _, m := range pkg.methods {
+		if uncacheable(m) != "" || m.result == nil {
+			continue
+		}
+		sh := e.shape(m)
+		typ, conv, err := e.viewResult(m.result)
+		if err != nil {
+			e.b = methods
+			e.p("// %s has no Views method: %s.", m.name, err)
+			e.p("")
+			methods = e.b
+			continue
+		}
+		stmt := "s" + m.name
+		if conv != "v" { // a result with mutable parts: hits are shared, then wrapped
+			stmt = "v" + m.name
+			e.b = decls
+			e.p("v%s = stmt[%s, %s]{q: &querymeta.Queries[querymeta.%s], cache: cachewrap.%s.Shared()}", m.name, sh.arg, sh.res, m.name, m.name)
+			decls = e.b
+		}
+		sig, _ := e.signature(m)
+		e.b = methods
+		if conv == "v" {
+			e.p("// %s serves gen.Querier.%s: its result has no slices or pointers, so", m.name, m.name)
+			e.p("// it is its own view.")
+		} else {
+			e.p("// %s serves gen.Querier.%s as a read-only view, not copied on a hit.", m.name, m.name)
+		}
+		e.p("func (x Views) %s {", strings.Replace(sig, "("+sh.res+", error)", "("+typ+", error)", 1))
+		e.p("var v %s", sh.res)
+		e.p("err := run(ctx, x.r, &%s, %s, %s, &v)", stmt, sh.argExpr, e.facadeCall(pkg, m))
+		e.p("return %s, err", conv)
+		e.p("}")
+		e.p("")
+		methods = e.b
+	}
+	e.b = saved
+	e.p("// Views serves the cached reads of gen.Querier as read-only views of the")
+	e.p("// cached values (cachewrap.Slice, Ptr, List, RawJSON and the generated")
+	e.p("// <Type>View structs): a hit is neither copied nor allocated. Get one from")
+	e.p("// Repo.Views.")
+	e.p("type Views struct{ r *Repo }")
+	e.p("")
+	e.p("// Statements of Views whose hits are shared, not copied.")
+	e.p("var (")
+	e.b.Write(decls.Bytes())
+	e.p(")")
+	e.p("")
+	e.b.Write(methods.Bytes())
+	return nil
 }
 
 // signature returns "Name(ctx context.Context, a T) (R, error)" and the call
