@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
+	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -80,12 +81,22 @@ func recordRun(n int) txn.Run {
 
 type pgxContender struct{ pool *pgxpool.Pool }
 
+// openPgx opens the floor as a pgx user with gen's column types writes it:
+// a pool of poolSize, and pgx-google-uuid's codec registered on every
+// connection, as pgx's documentation advises for github.com/google/uuid
+// (evaldb registers it too). Without it pgx encodes and scans uuid.UUID
+// through its generic fallbacks (driver.Valuer and sql.Scanner, by text),
+// and the floor would pay for a type setup evaldb does not.
 func openPgx(ctx context.Context, url string) (*pgxContender, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, err
 	}
 	cfg.MaxConns = poolSize
+	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+		pgxuuid.Register(conn.TypeMap())
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
