@@ -208,10 +208,12 @@ type target struct {
 	maxConns    int32
 	stmtTimeout time.Duration // 0: no per-statement deadline
 	timeouts    atomic.Int64  // acquires that hit the pool timeout
+	waits       poolWaits     // the acquires waiting within poolTimeout
 }
 
 func newTarget(db DBTX, pool *pgxpool.Pool, poolTimeout, stmtTimeout time.Duration) *target {
 	t := &target{db: db, pool: pool, poolTimeout: poolTimeout, stmtTimeout: stmtTimeout}
+	t.waits.timeout = poolTimeout
 	if pool != nil {
 		t.db = pool
 		t.maxConns = pool.Config().MaxConns
@@ -239,14 +241,12 @@ func (t *target) acquire(ctx context.Context, ev *observe.StatementEnd) (*pgxpoo
 	}
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= t.poolTimeout {
 		// ctx ends first (the per-statement deadline, or the caller's): the
-		// pool timeout cannot run out, so arm no timer for it (a timer is
-		// about a tenth of a PK read's client instructions).
+		// pool timeout cannot run out.
 		return t.pool.Acquire(ctx)
 	}
-	actx, cancel := context.WithTimeout(ctx, t.poolTimeout)
-	defer cancel()
-	c, err := t.pool.Acquire(actx)
-	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+	w := t.waits.start(ctx) // no timer per acquire: see poolWaits
+	c, err := t.pool.Acquire(w)
+	if t.waits.end(w) && err != nil && ctx.Err() == nil {
 		t.timeouts.Add(1)
 		return nil, &PoolTimeoutError{MaxConns: t.maxConns, Timeout: t.poolTimeout, Err: err}
 	}
