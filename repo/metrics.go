@@ -28,11 +28,19 @@ func QueryName(sql string) string {
 		return "other"
 	}
 	rest := sql[len(prefix):]
-	end := strings.IndexAny(rest, " \t\r\n")
-	if end <= 0 {
-		return "other"
+	// The name ends at the first space, tab or line break (a byte loop:
+	// strings.IndexAny builds its set on every call, and this runs for
+	// every statement).
+	for i := 0; i < len(rest); i++ {
+		switch rest[i] {
+		case ' ', '\t', '\r', '\n':
+			if i == 0 {
+				return "other"
+			}
+			return rest[:i]
+		}
 	}
-	return rest[:end]
+	return "other"
 }
 
 // latencyWindow is how many recent latencies per query the percentiles of

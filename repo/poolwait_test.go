@@ -106,11 +106,13 @@ func TestPoolWaitManyWaitsAllTimeOut(t *testing.T) {
 	}
 }
 
+type waitKey struct{}
+
 func TestPoolWaitCallersContextEndsItFirst(t *testing.T) {
 	ws := &poolWaits{timeout: time.Hour}
-	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), traceKey{}, "v"))
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), waitKey{}, "v"))
 	w := ws.start(ctx)
-	if v := w.Value(traceKey{}); v != "v" {
+	if v := w.Value(waitKey{}); v != "v" {
 		t.Errorf("Value() = %v, want the caller's value", v)
 	}
 	cancel()

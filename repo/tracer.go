@@ -33,44 +33,60 @@ var (
 
 type traceKey struct{}
 
-type traceData struct {
+// traceCtx is the ctx the tracer returns at a statement's start and finds
+// again at its end: the statement's trace is a value of its own ctx, so
+// tracing a statement makes one allocation.
+type traceCtx struct {
+	context.Context
 	start time.Time
 	name  string
 	args  []any
 }
 
+func (c *traceCtx) Value(key any) any {
+	if _, ok := key.(traceKey); ok {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
 func (t *tracer) enabled(l slog.Level) bool { return l >= t.level.Level() }
 
 func (t *tracer) start(ctx context.Context, name string, args []any) context.Context {
-	return context.WithValue(ctx, traceKey{}, &traceData{start: time.Now(), name: name, args: args})
+	return &traceCtx{Context: ctx, start: time.Now(), name: name, args: args}
 }
 
 // end records one statement's outcome: metrics, then the log line the
 // environment asks for (every query at Info, failures at the level of what
 // they mean (see failureLevel), slow ones at Warn whatever the level).
-func (t *tracer) end(ctx context.Context, err error, extra ...any) {
-	td, _ := ctx.Value(traceKey{}).(*traceData)
-	if td == nil {
+// rows is the rows affected, or -1 when the statement has no such count.
+// The log line's attributes are built only when there is a line to log.
+func (t *tracer) end(ctx context.Context, err error, rows int64) {
+	tc, _ := ctx.Value(traceKey{}).(*traceCtx)
+	if tc == nil {
 		return
 	}
-	d := time.Since(td.start)
+	d := time.Since(tc.start)
 	failed := err != nil
-	t.metrics.observe(td.name, d, failed)
-	attrs := []any{"query", td.name, "duration", d}
+	t.metrics.observe(tc.name, d, failed)
 	switch {
 	case failed && !errors.Is(err, context.Canceled):
 		level, msg := failureLevel(err)
 		if t.enabled(level) {
+			attrs := []any{"query", tc.name, "duration", d}
 			if t.enabled(slog.LevelInfo) {
-				attrs = append(attrs, "args", formatArgs(td.args))
+				attrs = append(attrs, "args", formatArgs(tc.args))
 			}
 			t.log.Log(ctx, level, msg, append(attrs, "error", err.Error())...)
 		}
 	case t.slow > 0 && d >= t.slow:
-		t.log.WarnContext(ctx, "evaldb: slow query", append(attrs, "threshold", t.slow)...)
+		t.log.WarnContext(ctx, "evaldb: slow query", "query", tc.name, "duration", d, "threshold", t.slow)
 	case t.enabled(slog.LevelInfo):
-		attrs = append(attrs, extra...)
-		t.log.InfoContext(ctx, "evaldb: query", append(attrs, "args", formatArgs(td.args))...)
+		attrs := []any{"query", tc.name, "duration", d}
+		if rows >= 0 {
+			attrs = append(attrs, "rows", rows)
+		}
+		t.log.InfoContext(ctx, "evaldb: query", append(attrs, "args", formatArgs(tc.args))...)
 	}
 }
 
@@ -95,7 +111,7 @@ func (t *tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.Trac
 }
 
 func (t *tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
-	t.end(ctx, data.Err, "rows", data.CommandTag.RowsAffected())
+	t.end(ctx, data.Err, data.CommandTag.RowsAffected())
 }
 
 func (t *tracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
@@ -119,7 +135,7 @@ func (t *tracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx.Trac
 }
 
 func (t *tracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
-	t.end(ctx, data.Err)
+	t.end(ctx, data.Err, -1)
 }
 
 func (t *tracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceCopyFromStartData) context.Context {
@@ -127,7 +143,7 @@ func (t *tracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, data pgx.T
 }
 
 func (t *tracer) TraceCopyFromEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceCopyFromEndData) {
-	t.end(ctx, data.Err, "rows", data.CommandTag.RowsAffected())
+	t.end(ctx, data.Err, data.CommandTag.RowsAffected())
 }
 
 type connectKey struct{}
