@@ -16,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
-	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
 
 	"github.com/aah/evaldb/cachewrap"
 	"github.com/aah/evaldb/gen"
@@ -303,12 +302,13 @@ func nonNil(ts ...pgx.QueryTracer) []pgx.QueryTracer {
 }
 
 // registerTypes teaches each new connection to encode and decode
-// github.com/google/uuid.UUID (gen's uuid type) directly. pgx 5.11 otherwise
-// handles it through its generic fallbacks: several microseconds and about 20
-// allocations per value, which dominates COPY of large runs.
+// github.com/google/uuid.UUID (gen's uuid type) directly (registerUUID).
+// pgx 5.11 otherwise handles it through its generic fallbacks: several
+// microseconds and about 20 allocations per value, which dominates COPY of
+// large runs.
 func registerTypes(next func(context.Context, *pgx.Conn) error) func(context.Context, *pgx.Conn) error {
 	return func(ctx context.Context, conn *pgx.Conn) error {
-		pgxuuid.Register(conn.TypeMap())
+		registerUUID(conn.TypeMap())
 		if next != nil {
 			return next(ctx, conn)
 		}
