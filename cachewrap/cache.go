@@ -325,17 +325,17 @@ func Lookup[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, k *K
 		return Off
 	}
 	e, _ := q.key(c, arg, true)
-	if e == nil {
-		c.m.q[q.id].misses.Add(1)
-		return Miss
-	}
-	now := c.clock()
-	switch {
-	case now < e.fresh:
+	if e != nil && c.clock() < e.fresh {
 		c.m.q[q.id].hits.Add(1)
 		*v = q.copy(e.val.(*R))
 		return Fresh
-	case now < e.stale:
+	}
+	return lookupStale(c, q, e, k, v)
+}
+
+// lookupStale is Lookup past a fresh hit, out of its frame.
+func lookupStale[A, R any](c *Cache, q *Query[A, R], e *entry, k *Key, v *R) Outcome {
+	if e != nil && c.clock() < e.stale {
 		c.m.q[q.id].stale.Add(1)
 		k.e = e
 		*v = q.copy(e.val.(*R))

@@ -25,7 +25,11 @@ const keyBufSize = 192
 func appendLen(b []byte, n int) []byte { return binary.AppendUvarint(b, uint64(n)) }
 
 func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
+	if len(s) < 0x80 { // the uvarint of a short string's length is one byte
+		b = append(b, byte(len(s)))
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+	}
 	return append(b, s...)
 }
 
