@@ -543,41 +543,68 @@ func copyEvalRun(src *gen.EvalRun) (dst gen.EvalRun) {
 	if dst.Config == nil && dst.FinishedAt == nil {
 		return dst
 	}
-	switch n := max(len(dst.Config)); {
-	case n <= 1:
-		s := new(slabEvalRun1)
-		if dst.Config != nil {
-			k := copy(s.f0[:], dst.Config)
-			dst.Config = s.f0[:k:k]
+	n := max(len(dst.Config))
+	if n <= 8 {
+		if n <= 3 {
+			if n <= 2 {
+				if n <= 1 {
+					s := new(slabEvalRun1)
+					if dst.Config != nil {
+						k := copy(s.f0[:], dst.Config)
+						dst.Config = s.f0[:k:k]
+					}
+					if dst.FinishedAt != nil {
+						s.f1 = *dst.FinishedAt
+						dst.FinishedAt = &s.f1
+					}
+					return dst
+				}
+				s := new(slabEvalRun2)
+				if dst.Config != nil {
+					k := copy(s.f0[:], dst.Config)
+					dst.Config = s.f0[:k:k]
+				}
+				if dst.FinishedAt != nil {
+					s.f1 = *dst.FinishedAt
+					dst.FinishedAt = &s.f1
+				}
+				return dst
+			}
+			s := new(slabEvalRun3)
+			if dst.Config != nil {
+				k := copy(s.f0[:], dst.Config)
+				dst.Config = s.f0[:k:k]
+			}
+			if dst.FinishedAt != nil {
+				s.f1 = *dst.FinishedAt
+				dst.FinishedAt = &s.f1
+			}
+			return dst
 		}
-		if dst.FinishedAt != nil {
-			s.f1 = *dst.FinishedAt
-			dst.FinishedAt = &s.f1
+		if n <= 6 {
+			if n <= 4 {
+				s := new(slabEvalRun4)
+				if dst.Config != nil {
+					k := copy(s.f0[:], dst.Config)
+					dst.Config = s.f0[:k:k]
+				}
+				if dst.FinishedAt != nil {
+					s.f1 = *dst.FinishedAt
+					dst.FinishedAt = &s.f1
+				}
+				return dst
+			}
+			s := new(slabEvalRun6)
+			if dst.Config != nil {
+				k := copy(s.f0[:], dst.Config)
+				dst.Config = s.f0[:k:k]
+			}
+			if dst.FinishedAt != nil {
+				s.f1 = *dst.FinishedAt
+				dst.FinishedAt = &s.f1
+			}
+			return dst
 		}
-		return dst
-	case n <= 2:
-		s := new(slabEvalRun2)
-		if dst.Config != nil {
-			k := copy(s.f0[:], dst.Config)
-			dst.Config = s.f0[:k:k]
-		}
-		if dst.FinishedAt != nil {
-			s.f1 = *dst.FinishedAt
-			dst.FinishedAt = &s.f1
-		}
-		return dst
-	case n <= 4:
-		s := new(slabEvalRun4)
-		if dst.Config != nil {
-			k := copy(s.f0[:], dst.Config)
-			dst.Config = s.f0[:k:k]
-		}
-		if dst.FinishedAt != nil {
-			s.f1 = *dst.FinishedAt
-			dst.FinishedAt = &s.f1
-		}
-		return dst
-	case n <= 8:
 		s := new(slabEvalRun8)
 		if dst.Config != nil {
 			k := copy(s.f0[:], dst.Config)
@@ -588,8 +615,33 @@ func copyEvalRun(src *gen.EvalRun) (dst gen.EvalRun) {
 			dst.FinishedAt = &s.f1
 		}
 		return dst
-	case n <= 16:
-		s := new(slabEvalRun16)
+	}
+	if n <= 24 {
+		if n <= 16 {
+			if n <= 12 {
+				s := new(slabEvalRun12)
+				if dst.Config != nil {
+					k := copy(s.f0[:], dst.Config)
+					dst.Config = s.f0[:k:k]
+				}
+				if dst.FinishedAt != nil {
+					s.f1 = *dst.FinishedAt
+					dst.FinishedAt = &s.f1
+				}
+				return dst
+			}
+			s := new(slabEvalRun16)
+			if dst.Config != nil {
+				k := copy(s.f0[:], dst.Config)
+				dst.Config = s.f0[:k:k]
+			}
+			if dst.FinishedAt != nil {
+				s.f1 = *dst.FinishedAt
+				dst.FinishedAt = &s.f1
+			}
+			return dst
+		}
+		s := new(slabEvalRun24)
 		if dst.Config != nil {
 			k := copy(s.f0[:], dst.Config)
 			dst.Config = s.f0[:k:k]
@@ -599,8 +651,21 @@ func copyEvalRun(src *gen.EvalRun) (dst gen.EvalRun) {
 			dst.FinishedAt = &s.f1
 		}
 		return dst
-	case n <= 32:
-		s := new(slabEvalRun32)
+	}
+	if n <= 48 {
+		if n <= 32 {
+			s := new(slabEvalRun32)
+			if dst.Config != nil {
+				k := copy(s.f0[:], dst.Config)
+				dst.Config = s.f0[:k:k]
+			}
+			if dst.FinishedAt != nil {
+				s.f1 = *dst.FinishedAt
+				dst.FinishedAt = &s.f1
+			}
+			return dst
+		}
+		s := new(slabEvalRun48)
 		if dst.Config != nil {
 			k := copy(s.f0[:], dst.Config)
 			dst.Config = s.f0[:k:k]
@@ -610,7 +675,8 @@ func copyEvalRun(src *gen.EvalRun) (dst gen.EvalRun) {
 			dst.FinishedAt = &s.f1
 		}
 		return dst
-	case n <= 64:
+	}
+	if n <= 64 {
 		s := new(slabEvalRun64)
 		if dst.Config != nil {
 			k := copy(s.f0[:], dst.Config)
@@ -659,65 +725,108 @@ func copyGetStudentWithMetricsRow(src *gen.GetStudentWithMetricsRow) (dst gen.Ge
 	if dst.Cohort == nil && dst.MetricNames == nil && dst.MetricValues == nil && dst.MetricRecordedAt == nil {
 		return dst
 	}
-	switch n := max(len(dst.MetricNames), len(dst.MetricValues), len(dst.MetricRecordedAt)); {
-	case n <= 1:
-		s := new(slabGetStudentWithMetricsRow1)
-		if dst.Cohort != nil {
-			s.f0 = *dst.Cohort
-			dst.Cohort = &s.f0
+	n := max(len(dst.MetricNames), len(dst.MetricValues), len(dst.MetricRecordedAt))
+	if n <= 8 {
+		if n <= 3 {
+			if n <= 2 {
+				if n <= 1 {
+					s := new(slabGetStudentWithMetricsRow1)
+					if dst.Cohort != nil {
+						s.f0 = *dst.Cohort
+						dst.Cohort = &s.f0
+					}
+					if dst.MetricNames != nil {
+						k := copy(s.f1[:], dst.MetricNames)
+						dst.MetricNames = s.f1[:k:k]
+					}
+					if dst.MetricValues != nil {
+						k := copy(s.f2[:], dst.MetricValues)
+						dst.MetricValues = s.f2[:k:k]
+					}
+					if dst.MetricRecordedAt != nil {
+						k := copy(s.f3[:], dst.MetricRecordedAt)
+						dst.MetricRecordedAt = s.f3[:k:k]
+					}
+					return dst
+				}
+				s := new(slabGetStudentWithMetricsRow2)
+				if dst.Cohort != nil {
+					s.f0 = *dst.Cohort
+					dst.Cohort = &s.f0
+				}
+				if dst.MetricNames != nil {
+					k := copy(s.f1[:], dst.MetricNames)
+					dst.MetricNames = s.f1[:k:k]
+				}
+				if dst.MetricValues != nil {
+					k := copy(s.f2[:], dst.MetricValues)
+					dst.MetricValues = s.f2[:k:k]
+				}
+				if dst.MetricRecordedAt != nil {
+					k := copy(s.f3[:], dst.MetricRecordedAt)
+					dst.MetricRecordedAt = s.f3[:k:k]
+				}
+				return dst
+			}
+			s := new(slabGetStudentWithMetricsRow3)
+			if dst.Cohort != nil {
+				s.f0 = *dst.Cohort
+				dst.Cohort = &s.f0
+			}
+			if dst.MetricNames != nil {
+				k := copy(s.f1[:], dst.MetricNames)
+				dst.MetricNames = s.f1[:k:k]
+			}
+			if dst.MetricValues != nil {
+				k := copy(s.f2[:], dst.MetricValues)
+				dst.MetricValues = s.f2[:k:k]
+			}
+			if dst.MetricRecordedAt != nil {
+				k := copy(s.f3[:], dst.MetricRecordedAt)
+				dst.MetricRecordedAt = s.f3[:k:k]
+			}
+			return dst
 		}
-		if dst.MetricNames != nil {
-			k := copy(s.f1[:], dst.MetricNames)
-			dst.MetricNames = s.f1[:k:k]
+		if n <= 6 {
+			if n <= 4 {
+				s := new(slabGetStudentWithMetricsRow4)
+				if dst.Cohort != nil {
+					s.f0 = *dst.Cohort
+					dst.Cohort = &s.f0
+				}
+				if dst.MetricNames != nil {
+					k := copy(s.f1[:], dst.MetricNames)
+					dst.MetricNames = s.f1[:k:k]
+				}
+				if dst.MetricValues != nil {
+					k := copy(s.f2[:], dst.MetricValues)
+					dst.MetricValues = s.f2[:k:k]
+				}
+				if dst.MetricRecordedAt != nil {
+					k := copy(s.f3[:], dst.MetricRecordedAt)
+					dst.MetricRecordedAt = s.f3[:k:k]
+				}
+				return dst
+			}
+			s := new(slabGetStudentWithMetricsRow6)
+			if dst.Cohort != nil {
+				s.f0 = *dst.Cohort
+				dst.Cohort = &s.f0
+			}
+			if dst.MetricNames != nil {
+				k := copy(s.f1[:], dst.MetricNames)
+				dst.MetricNames = s.f1[:k:k]
+			}
+			if dst.MetricValues != nil {
+				k := copy(s.f2[:], dst.MetricValues)
+				dst.MetricValues = s.f2[:k:k]
+			}
+			if dst.MetricRecordedAt != nil {
+				k := copy(s.f3[:], dst.MetricRecordedAt)
+				dst.MetricRecordedAt = s.f3[:k:k]
+			}
+			return dst
 		}
-		if dst.MetricValues != nil {
-			k := copy(s.f2[:], dst.MetricValues)
-			dst.MetricValues = s.f2[:k:k]
-		}
-		if dst.MetricRecordedAt != nil {
-			k := copy(s.f3[:], dst.MetricRecordedAt)
-			dst.MetricRecordedAt = s.f3[:k:k]
-		}
-		return dst
-	case n <= 2:
-		s := new(slabGetStudentWithMetricsRow2)
-		if dst.Cohort != nil {
-			s.f0 = *dst.Cohort
-			dst.Cohort = &s.f0
-		}
-		if dst.MetricNames != nil {
-			k := copy(s.f1[:], dst.MetricNames)
-			dst.MetricNames = s.f1[:k:k]
-		}
-		if dst.MetricValues != nil {
-			k := copy(s.f2[:], dst.MetricValues)
-			dst.MetricValues = s.f2[:k:k]
-		}
-		if dst.MetricRecordedAt != nil {
-			k := copy(s.f3[:], dst.MetricRecordedAt)
-			dst.MetricRecordedAt = s.f3[:k:k]
-		}
-		return dst
-	case n <= 4:
-		s := new(slabGetStudentWithMetricsRow4)
-		if dst.Cohort != nil {
-			s.f0 = *dst.Cohort
-			dst.Cohort = &s.f0
-		}
-		if dst.MetricNames != nil {
-			k := copy(s.f1[:], dst.MetricNames)
-			dst.MetricNames = s.f1[:k:k]
-		}
-		if dst.MetricValues != nil {
-			k := copy(s.f2[:], dst.MetricValues)
-			dst.MetricValues = s.f2[:k:k]
-		}
-		if dst.MetricRecordedAt != nil {
-			k := copy(s.f3[:], dst.MetricRecordedAt)
-			dst.MetricRecordedAt = s.f3[:k:k]
-		}
-		return dst
-	case n <= 8:
 		s := new(slabGetStudentWithMetricsRow8)
 		if dst.Cohort != nil {
 			s.f0 = *dst.Cohort
@@ -736,8 +845,49 @@ func copyGetStudentWithMetricsRow(src *gen.GetStudentWithMetricsRow) (dst gen.Ge
 			dst.MetricRecordedAt = s.f3[:k:k]
 		}
 		return dst
-	case n <= 16:
-		s := new(slabGetStudentWithMetricsRow16)
+	}
+	if n <= 24 {
+		if n <= 16 {
+			if n <= 12 {
+				s := new(slabGetStudentWithMetricsRow12)
+				if dst.Cohort != nil {
+					s.f0 = *dst.Cohort
+					dst.Cohort = &s.f0
+				}
+				if dst.MetricNames != nil {
+					k := copy(s.f1[:], dst.MetricNames)
+					dst.MetricNames = s.f1[:k:k]
+				}
+				if dst.MetricValues != nil {
+					k := copy(s.f2[:], dst.MetricValues)
+					dst.MetricValues = s.f2[:k:k]
+				}
+				if dst.MetricRecordedAt != nil {
+					k := copy(s.f3[:], dst.MetricRecordedAt)
+					dst.MetricRecordedAt = s.f3[:k:k]
+				}
+				return dst
+			}
+			s := new(slabGetStudentWithMetricsRow16)
+			if dst.Cohort != nil {
+				s.f0 = *dst.Cohort
+				dst.Cohort = &s.f0
+			}
+			if dst.MetricNames != nil {
+				k := copy(s.f1[:], dst.MetricNames)
+				dst.MetricNames = s.f1[:k:k]
+			}
+			if dst.MetricValues != nil {
+				k := copy(s.f2[:], dst.MetricValues)
+				dst.MetricValues = s.f2[:k:k]
+			}
+			if dst.MetricRecordedAt != nil {
+				k := copy(s.f3[:], dst.MetricRecordedAt)
+				dst.MetricRecordedAt = s.f3[:k:k]
+			}
+			return dst
+		}
+		s := new(slabGetStudentWithMetricsRow24)
 		if dst.Cohort != nil {
 			s.f0 = *dst.Cohort
 			dst.Cohort = &s.f0
@@ -755,8 +905,29 @@ func copyGetStudentWithMetricsRow(src *gen.GetStudentWithMetricsRow) (dst gen.Ge
 			dst.MetricRecordedAt = s.f3[:k:k]
 		}
 		return dst
-	case n <= 32:
-		s := new(slabGetStudentWithMetricsRow32)
+	}
+	if n <= 48 {
+		if n <= 32 {
+			s := new(slabGetStudentWithMetricsRow32)
+			if dst.Cohort != nil {
+				s.f0 = *dst.Cohort
+				dst.Cohort = &s.f0
+			}
+			if dst.MetricNames != nil {
+				k := copy(s.f1[:], dst.MetricNames)
+				dst.MetricNames = s.f1[:k:k]
+			}
+			if dst.MetricValues != nil {
+				k := copy(s.f2[:], dst.MetricValues)
+				dst.MetricValues = s.f2[:k:k]
+			}
+			if dst.MetricRecordedAt != nil {
+				k := copy(s.f3[:], dst.MetricRecordedAt)
+				dst.MetricRecordedAt = s.f3[:k:k]
+			}
+			return dst
+		}
+		s := new(slabGetStudentWithMetricsRow48)
 		if dst.Cohort != nil {
 			s.f0 = *dst.Cohort
 			dst.Cohort = &s.f0
@@ -774,7 +945,8 @@ func copyGetStudentWithMetricsRow(src *gen.GetStudentWithMetricsRow) (dst gen.Ge
 			dst.MetricRecordedAt = s.f3[:k:k]
 		}
 		return dst
-	case n <= 64:
+	}
+	if n <= 64 {
 		s := new(slabGetStudentWithMetricsRow64)
 		if dst.Cohort != nil {
 			s.f0 = *dst.Cohort
@@ -1125,6 +1297,12 @@ type slabEvalRun1 struct {
 	f1 time.Time
 }
 
+// slabEvalRun12 holds a copy of a gen.EvalRun's pointers and slices (up to 12 elements) in one allocation.
+type slabEvalRun12 struct {
+	f0 [12]byte
+	f1 time.Time
+}
+
 // slabEvalRun16 holds a copy of a gen.EvalRun's pointers and slices (up to 16 elements) in one allocation.
 type slabEvalRun16 struct {
 	f0 [16]byte
@@ -1137,6 +1315,18 @@ type slabEvalRun2 struct {
 	f1 time.Time
 }
 
+// slabEvalRun24 holds a copy of a gen.EvalRun's pointers and slices (up to 24 elements) in one allocation.
+type slabEvalRun24 struct {
+	f0 [24]byte
+	f1 time.Time
+}
+
+// slabEvalRun3 holds a copy of a gen.EvalRun's pointers and slices (up to 3 elements) in one allocation.
+type slabEvalRun3 struct {
+	f0 [3]byte
+	f1 time.Time
+}
+
 // slabEvalRun32 holds a copy of a gen.EvalRun's pointers and slices (up to 32 elements) in one allocation.
 type slabEvalRun32 struct {
 	f0 [32]byte
@@ -1146,6 +1336,18 @@ type slabEvalRun32 struct {
 // slabEvalRun4 holds a copy of a gen.EvalRun's pointers and slices (up to 4 elements) in one allocation.
 type slabEvalRun4 struct {
 	f0 [4]byte
+	f1 time.Time
+}
+
+// slabEvalRun48 holds a copy of a gen.EvalRun's pointers and slices (up to 48 elements) in one allocation.
+type slabEvalRun48 struct {
+	f0 [48]byte
+	f1 time.Time
+}
+
+// slabEvalRun6 holds a copy of a gen.EvalRun's pointers and slices (up to 6 elements) in one allocation.
+type slabEvalRun6 struct {
+	f0 [6]byte
 	f1 time.Time
 }
 
@@ -1169,6 +1371,14 @@ type slabGetStudentWithMetricsRow1 struct {
 	f3 [1]time.Time
 }
 
+// slabGetStudentWithMetricsRow12 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 12 elements) in one allocation.
+type slabGetStudentWithMetricsRow12 struct {
+	f0 string
+	f1 [12]string
+	f2 [12]float64
+	f3 [12]time.Time
+}
+
 // slabGetStudentWithMetricsRow16 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 16 elements) in one allocation.
 type slabGetStudentWithMetricsRow16 struct {
 	f0 string
@@ -1185,6 +1395,22 @@ type slabGetStudentWithMetricsRow2 struct {
 	f3 [2]time.Time
 }
 
+// slabGetStudentWithMetricsRow24 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 24 elements) in one allocation.
+type slabGetStudentWithMetricsRow24 struct {
+	f0 string
+	f1 [24]string
+	f2 [24]float64
+	f3 [24]time.Time
+}
+
+// slabGetStudentWithMetricsRow3 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 3 elements) in one allocation.
+type slabGetStudentWithMetricsRow3 struct {
+	f0 string
+	f1 [3]string
+	f2 [3]float64
+	f3 [3]time.Time
+}
+
 // slabGetStudentWithMetricsRow32 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 32 elements) in one allocation.
 type slabGetStudentWithMetricsRow32 struct {
 	f0 string
@@ -1199,6 +1425,22 @@ type slabGetStudentWithMetricsRow4 struct {
 	f1 [4]string
 	f2 [4]float64
 	f3 [4]time.Time
+}
+
+// slabGetStudentWithMetricsRow48 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 48 elements) in one allocation.
+type slabGetStudentWithMetricsRow48 struct {
+	f0 string
+	f1 [48]string
+	f2 [48]float64
+	f3 [48]time.Time
+}
+
+// slabGetStudentWithMetricsRow6 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 6 elements) in one allocation.
+type slabGetStudentWithMetricsRow6 struct {
+	f0 string
+	f1 [6]string
+	f2 [6]float64
+	f3 [6]time.Time
 }
 
 // slabGetStudentWithMetricsRow64 holds a copy of a gen.GetStudentWithMetricsRow's pointers and slices (up to 64 elements) in one allocation.
