@@ -305,13 +305,17 @@ func nonNil(ts ...pgx.QueryTracer) []pgx.QueryTracer {
 // github.com/google/uuid.UUID (gen's uuid type) directly (registerUUID).
 // pgx 5.11 otherwise handles it through its generic fallbacks: several
 // microseconds and about 20 allocations per value, which dominates COPY of
-// large runs.
+// large runs. Then, after Config.AfterConnect (which may register codecs of
+// its own), the connection remembers its scan plans (memoizeScanPlans).
 func registerTypes(next func(context.Context, *pgx.Conn) error) func(context.Context, *pgx.Conn) error {
 	return func(ctx context.Context, conn *pgx.Conn) error {
 		registerUUID(conn.TypeMap())
 		if next != nil {
-			return next(ctx, conn)
+			if err := next(ctx, conn); err != nil {
+				return err
+			}
 		}
+		memoizeScanPlans(conn.TypeMap())
 		return nil
 	}
 }

@@ -46,3 +46,27 @@ func TestUUIDScansDirectly(t *testing.T) {
 		}
 	}
 }
+
+// A Repo's connections remember their scan plans (memoizeScanPlans), after
+// Config.AfterConnect ran.
+func TestConnectionsRememberScanPlans(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var hookRan bool
+	r := open(t, &Config{URL: testURL(t, "connection_limit=1"), Env: Test,
+		AfterConnect: func(context.Context, *pgx.Conn) error { hookRan = true; return nil }})
+	c, err := r.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	if !hookRan {
+		t.Error("Config.AfterConnect did not run")
+	}
+	for _, oid := range []uint32{pgtype.TextArrayOID, pgtype.TimestamptzOID, pgtype.UUIDOID} {
+		typ, ok := c.Conn().TypeMap().TypeForOID(oid)
+		if _, memo := typ.Codec.(*scanMemo); !ok || !memo {
+			t.Errorf("type %d: codec %T, want its scan plans remembered (*scanMemo)", oid, typ.Codec)
+		}
+	}
+}
