@@ -46,6 +46,50 @@ func BenchmarkCachedGetStudentWithMetrics(b *testing.B) {
 	}
 }
 
+// BenchmarkCachedHitCopyOrView measures a hit of a student with n metrics
+// as gen.Querier returns it (read=copy: the private copy, one allocation)
+// and as repo's Views does (read=view: the cached row itself, through the
+// Shared twin, wrapped in its view), on a Cache over a fake.
+func BenchmarkCachedHitCopyOrView(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{5, 20} {
+		f := &fakeGen{answer: func(_ context.Context, _ string, args []any) (any, error) {
+			return studentRow(args[0].(string), 1, n), nil
+		}}
+		c, err := New(f, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.GetStudentWithMetrics(ctx, "S123456"); err != nil {
+			b.Fatal(err)
+		}
+		c.Wait()
+		shared := GetStudentWithMetrics.Shared()
+		b.Run(fmt.Sprintf("metrics=%d/read=copy", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := c.GetStudentWithMetrics(ctx, "S123456")
+				if err != nil || len(r.MetricNames) != n {
+					b.Fatal(err, len(r.MetricNames))
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("metrics=%d/read=view", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := serve(ctx, c, shared, "S123456", gen.Querier.GetStudentWithMetrics)
+				if v := NewGetStudentWithMetricsRowView(&r); err != nil || v.MetricNames.Len() != n {
+					b.Fatal(err, v.MetricNames.Len())
+				}
+			}
+		})
+		if s := c.Stats(); s.Misses != 1 {
+			b.Fatalf("%d misses, want 1: the benchmark did not measure hits", s.Misses)
+		}
+	}
+}
+
 // BenchmarkGetStudentWithMetricsDB compares the query on a real PostgreSQL
 // uncached and as a cache miss (the cache invalidated before every read).
 func BenchmarkGetStudentWithMetricsDB(b *testing.B) {
