@@ -41,6 +41,12 @@ type Querier interface {
 	// (eval_run_summaries_live). The second branch runs only when the first
 	// found nothing: PostgreSQL plans NOT EXISTS (SELECT FROM stored) as a
 	// one-time filter, and leaves the aggregate unexecuted when a row is stored.
+	// The second branch takes the id as (SELECT @id::uuid), which the planner
+	// cannot see into: its estimates are then the same for every run, so the
+	// plan cache settles on one generic plan. Given the id, the plan for a run
+	// smaller than average looks cheaper than the generic one, and PostgreSQL
+	// planned the whole query (the aggregate included) on every call: 0.5-1 ms,
+	// ten times what reading the stored row costs (BENCHMARKS.md).
 	// cache: ttl=1m swr=30s
 	GetEvalRunSummary(ctx context.Context, id uuid.UUID) (GetEvalRunSummaryRow, error)
 	// GetStudentWithMetrics returns a student profile, found by its external

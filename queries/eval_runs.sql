@@ -61,6 +61,12 @@ ORDER BY pass_rate DESC, r.model;
 -- (eval_run_summaries_live). The second branch runs only when the first
 -- found nothing: PostgreSQL plans NOT EXISTS (SELECT FROM stored) as a
 -- one-time filter, and leaves the aggregate unexecuted when a row is stored.
+-- The second branch takes the id as (SELECT @id::uuid), which the planner
+-- cannot see into: its estimates are then the same for every run, so the
+-- plan cache settles on one generic plan. Given the id, the plan for a run
+-- smaller than average looks cheaper than the generic one, and PostgreSQL
+-- planned the whole query (the aggregate included) on every call: 0.5-1 ms,
+-- ten times what reading the stored row costs (BENCHMARKS.md).
 -- cache: ttl=1m swr=30s
 -- name: GetEvalRunSummary :one
 WITH stored AS (
@@ -76,7 +82,7 @@ UNION ALL
 SELECT l.run_id, l.status, l.result_count, l.passed_count, l.pass_rate, l.mean_score,
        l.p50_latency_ms, l.p95_latency_ms
 FROM eval_run_summaries_live l
-WHERE l.run_id = @id AND NOT EXISTS (SELECT FROM stored);
+WHERE l.run_id = (SELECT @id::uuid) AND NOT EXISTS (SELECT FROM stored);
 
 -- InsertEvalRunSummary stores a run's figures, computed from its results
 -- (eval_run_summaries_live), in eval_run_summaries, where GetEvalRunSummary

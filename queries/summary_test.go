@@ -204,6 +204,21 @@ func TestGetEvalRunSummaryReadsStoredRow(t *testing.T) {
 		}
 	}
 
+	// The plan cache settles on a generic plan, also for a run smaller than
+	// the average: a custom plan would plan the aggregate on every read.
+	big := mustInsertRun(t, q, "big")
+	rows = rows[:0]
+	for i := range 5000 {
+		rows = append(rows, resultRow(big.ID, fmt.Sprintf("c-%04d", i), true))
+	}
+	mustInsertResults(t, q, rows)
+	if _, err := pool.Exec(ctx, "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	if plan := cachedPlan(t, pool, gen.GetEvalRunSummary, run.ID); !strings.Contains(plan, "(id = $1)") {
+		t.Errorf("the cached plan of a small run is a custom one (no $1 in it):\n%s", plan)
+	}
+
 	if _, err := pool.Exec(ctx, `UPDATE eval_run_summaries SET mean_score = 42 WHERE run_id = $1`, run.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +229,39 @@ func TestGetEvalRunSummaryReadsStoredRow(t *testing.T) {
 	if got.MeanScore != 42 || got.Status != "failed" || got.ResultCount != 200 {
 		t.Errorf("GetEvalRunSummary = %+v; want the stored mean_score 42, 200 results and the run's new status failed", got)
 	}
+}
+
+// cachedPlan prepares sql, executes it ten times with id, as a cached
+// statement is, and returns the plan PostgreSQL's plan cache then uses.
+func cachedPlan(t *testing.T, pool *pgxpool.Pool, sql string, id uuid.UUID) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	pg := conn.Conn().PgConn()
+	run := func(s string) []string {
+		t.Helper()
+		res, err := pg.Exec(ctx, s).ReadAll()
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		var out []string
+		for _, r := range res {
+			for _, row := range r.Rows {
+				out = append(out, string(row[0]))
+			}
+		}
+		return out
+	}
+	run("PREPARE cached_plan_test(uuid) AS " + sql)
+	defer run("DEALLOCATE cached_plan_test")
+	for range 10 {
+		run("EXECUTE cached_plan_test('" + id.String() + "')")
+	}
+	return strings.Join(run("EXPLAIN (COSTS OFF) EXECUTE cached_plan_test('"+id.String()+"')"), "\n")
 }
 
 // explainAnalyze runs sql with args under EXPLAIN ANALYZE (sequential scans
