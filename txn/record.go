@@ -189,7 +189,7 @@ func record(ctx context.Context, db Beginner, run Run, o *Options, method *obser
 			tx.Touch(runTables...)
 			var err error
 			if useCopy {
-				rec, err = writeCopy(ctx, tx.Raw(), rr)
+				rec, err = writeCopy(ctx, tx.Raw(), rr, true)
 			} else {
 				rec, err = writeBatch(ctx, tx.Raw(), rr, true)
 			}
@@ -375,9 +375,9 @@ func readBatch(br pgx.BatchResults, rr resolvedRun, summary bool) (Recorded, err
 }
 
 // writeCopy sends the run and its metrics as one batch (one round trip),
-// then COPYs the results, then stores the summary.
-func writeCopy(ctx context.Context, tx pgx.Tx, rr resolvedRun) (Recorded, error) {
-	rec, err := writeBatch(ctx, tx, resolvedRun{p: rr.p, metrics: rr.metrics}, len(rr.results) == 0)
+// then COPYs the results, then, with summary set, stores the summary.
+func writeCopy(ctx context.Context, tx pgx.Tx, rr resolvedRun, summary bool) (Recorded, error) {
+	rec, err := writeBatch(ctx, tx, resolvedRun{p: rr.p, metrics: rr.metrics}, summary && len(rr.results) == 0)
 	if err != nil {
 		return Recorded{}, err
 	}
@@ -388,12 +388,14 @@ func writeCopy(ctx context.Context, tx pgx.Tx, rr resolvedRun) (Recorded, error)
 			return Recorded{}, fmt.Errorf("copy %d eval results: %w", len(rr.results), err)
 		}
 		rec.Results = int(n)
-		tag, err := tx.Exec(ctx, gen.InsertEvalRunSummary, gen.InsertEvalRunSummaryArgs(rr.p.ID)...)
-		if err != nil {
-			return Recorded{}, fmt.Errorf("store the run's summary: %w", err)
-		}
-		if err := checkSummary(tag.RowsAffected()); err != nil {
-			return Recorded{}, err
+		if summary {
+			tag, err := tx.Exec(ctx, gen.InsertEvalRunSummary, gen.InsertEvalRunSummaryArgs(rr.p.ID)...)
+			if err != nil {
+				return Recorded{}, fmt.Errorf("store the run's summary: %w", err)
+			}
+			if err := checkSummary(tag.RowsAffected()); err != nil {
+				return Recorded{}, err
+			}
 		}
 	}
 	return rec, checkCounts(rec, rr)
