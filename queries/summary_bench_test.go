@@ -15,9 +15,12 @@ import (
 // BenchmarkGetEvalRunSummary reads the summary of runs of 1,000, 10,000
 // and 100,000 results uncached, stored (the row RecordEvalRun writes) and
 // aggregated (a run with the same results and no stored row), side by
-// side within each size; -count interleaves the rounds:
+// side within each size, next to GetEvalRun (a primary-key read). -count
+// repeats each one in a row; for rounds interleaved on a shared machine,
+// run the binary in a loop:
 //
-//	go test -run '^$' -bench GetEvalRunSummary -benchtime=2s -count=3 ./queries/
+//	go test -c -o /tmp/queries.test ./queries/
+//	for r in 1 2 3; do (cd queries && /tmp/queries.test -test.run '^$' -test.bench GetEvalRunSummary -test.benchtime=1s); done
 func BenchmarkGetEvalRunSummary(b *testing.B) {
 	pool := dbtest.Pool(b)
 	q := gen.New(pool)

@@ -12,10 +12,12 @@ import (
 
 // BenchmarkRecordSummaryStep records runs of 1,000 (one batch) and 10,000
 // (COPY) results with and without the summary step, the cost of storing
-// the summary at recording. The two variants alternate within each size;
-// run it with -count to interleave rounds on a shared machine:
+// the summary at recording. The two variants run side by side within each
+// size; -count repeats each one in a row, so for rounds interleaved on a
+// shared machine run the binary in a loop:
 //
-//	go test -run '^$' -bench RecordSummaryStep -benchtime=10x -count=5 ./txn/
+//	go test -c -o /tmp/txn.test ./txn/
+//	for r in 1 2 3 4 5; do (cd txn && /tmp/txn.test -test.run '^$' -test.bench RecordSummaryStep -test.benchtime=10x); done
 func BenchmarkRecordSummaryStep(b *testing.B) {
 	pool := dbtest.Pool(b)
 	ctx := context.Background()
