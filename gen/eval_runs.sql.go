@@ -224,7 +224,7 @@ const InsertEvalRunSummary = `-- name: InsertEvalRunSummary :execrows
 INSERT INTO eval_run_summaries (run_id, result_count, passed_count, pass_rate, mean_score, p50_latency_ms, p95_latency_ms)
 SELECT l.run_id, l.result_count, l.passed_count, l.pass_rate, l.mean_score, l.p50_latency_ms, l.p95_latency_ms
 FROM eval_run_summaries_live l
-WHERE l.run_id = $1
+WHERE l.run_id = (SELECT $1::uuid)
 `
 
 // InsertEvalRunSummary stores a run's figures, computed from its results
@@ -237,6 +237,8 @@ WHERE l.run_id = $1
 // the run and its results: for a run that other transactions can already
 // write, a concurrent change to its results committed while this statement
 // runs would not be counted, and its trigger would find no row to delete.
+// The id is (SELECT @run_id::uuid) for the reason GetEvalRunSummary's
+// fallback takes it so: one generic plan, not a plan per recording.
 func (q *Queries) InsertEvalRunSummary(ctx context.Context, runID uuid.UUID) (int64, error) {
 	result, err := q.db.Exec(ctx, InsertEvalRunSummary, runID)
 	if err != nil {

@@ -92,6 +92,8 @@ type Querier interface {
 	// the run and its results: for a run that other transactions can already
 	// write, a concurrent change to its results committed while this statement
 	// runs would not be counted, and its trigger would find no row to delete.
+	// The id is (SELECT @run_id::uuid) for the reason GetEvalRunSummary's
+	// fallback takes it so: one generic plan, not a plan per recording.
 	InsertEvalRunSummary(ctx context.Context, runID uuid.UUID) (int64, error)
 	// InsertPerformanceMetrics bulk-loads measurements with COPY.
 	InsertPerformanceMetrics(ctx context.Context, arg []InsertPerformanceMetricsParams) (int64, error)
