@@ -129,13 +129,21 @@ var ErrSchemaMismatch = errors.New("the existing tables differ from what evaldb'
 // migrations to a scratch schema in a transaction that it rolls back,
 // compares the result with the database's current schema (each table's
 // columns with their types and nullability, its primary key, unique keys
-// and indexes, and foreign keys with their actions), and returns an error
+// and indexes, foreign keys with their actions, and the triggers of the
+// migrations other than the notification triggers), and returns an error
 // wrapping ErrSchemaMismatch that names each difference when they differ.
-// When they match it records every migration as applied in goose's version
-// table, applies the notification triggers, and returns the versions it
-// recorded. It refuses a database goose already manages. Tables of the
-// database that evaldb does not create (_prisma_migrations, say) are left
-// alone, and so are extra columns that are nullable or have a default.
+//
+// A database made from the migrations of an earlier evaldb (or by Prisma
+// from them) matches only their first ones: Baseline then takes the longest
+// run of first migrations the database matches, as long as it holds none of
+// the tables the later ones create, records those as applied, and applies
+// the later ones as Up does. (Recording them all would leave their triggers
+// out; migration 00005's keep the stored run summaries true.) When every
+// migration matches it records them all. Either way it applies the
+// notification triggers and returns the versions it recorded. It refuses a
+// database goose already manages. Tables of the database that evaldb does
+// not create (_prisma_migrations, say) are left alone, and so are extra
+// columns that are nullable or have a default, and extra triggers.
 func Baseline(ctx context.Context, db *sql.DB) ([]int64, error) {
 	_, hasGoose, err := inspect(ctx, db)
 	if err != nil {
@@ -148,14 +156,10 @@ func Baseline(ctx context.Context, db *sql.DB) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	sources := p.ListSources()
-	diffs, err := compareWithMigrations(ctx, db, sources)
+	all := p.ListSources()
+	sources, err := matchingPrefix(ctx, db, all)
 	if err != nil {
 		return nil, err
-	}
-	if len(diffs) > 0 {
-		return nil, fmt.Errorf("baseline: %w; change the database (or the migrations) until they agree, then run baseline again:\n  %s",
-			ErrSchemaMismatch, strings.Join(diffs, "\n  "))
 	}
 	store, err := database.NewStore(database.DialectPostgres, goose.DefaultTablename)
 	if err != nil {
@@ -191,61 +195,98 @@ func Baseline(ctx context.Context, db *sql.DB) ([]int64, error) {
 	for _, s := range sources {
 		recorded = append(recorded, s.Version)
 	}
+	if len(sources) < len(all) {
+		if _, err := Up(ctx, db); err != nil {
+			return recorded, fmt.Errorf("baseline: recorded versions %v as applied, then: %w", recorded, err)
+		}
+		return recorded, nil
+	}
 	if err := ApplyTriggers(ctx, db); err != nil {
 		return recorded, err
 	}
 	return recorded, nil
 }
 
+// matchingPrefix returns the longest run of first migrations the database
+// matches and none of whose later migrations' tables it holds, or an error
+// wrapping ErrSchemaMismatch naming how it differs from all of them.
+func matchingPrefix(ctx context.Context, db *sql.DB, all []*goose.Source) ([]*goose.Source, error) {
+	var full []string
+	var later map[string]*relation // the tables all the migrations create
+	for k := len(all); k > 0; k-- {
+		want, got, err := compareWithMigrations(ctx, db, all[:k])
+		if err != nil {
+			return nil, err
+		}
+		diffs := diffSchemas(want, got)
+		if k == len(all) {
+			full, later = diffs, want
+		}
+		if len(diffs) > 0 {
+			continue
+		}
+		held := false
+		for t := range later {
+			if want[t] == nil && got[t] != nil {
+				held = true // a later migration's table exists: not an earlier schema
+			}
+		}
+		if held {
+			break
+		}
+		return all[:k], nil
+	}
+	return nil, fmt.Errorf("baseline: %w; change the database (or the migrations) until they agree, then run baseline again:\n  %s",
+		ErrSchemaMismatch, strings.Join(full, "\n  "))
+}
+
 // compareWithMigrations applies the migrations' Up sections to a scratch
-// schema inside a transaction it rolls back, and lists how the current
-// schema's tables differ from the scratch schema's.
-func compareWithMigrations(ctx context.Context, db *sql.DB, sources []*goose.Source) ([]string, error) {
+// schema inside a transaction it rolls back, and describes the scratch
+// schema's tables (want) and the current schema's (got).
+func compareWithMigrations(ctx context.Context, db *sql.DB, sources []*goose.Source) (want, got map[string]*relation, err error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("baseline: %w", err)
+		return nil, nil, fmt.Errorf("baseline: %w", err)
 	}
 	defer conn.Close()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("baseline: %w", err)
+		return nil, nil, fmt.Errorf("baseline: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // always rolled back: the scratch schema must not stay
 	var current string
 	if err := tx.QueryRowContext(ctx, "SELECT current_schema()").Scan(&current); err != nil {
-		return nil, fmt.Errorf("baseline: %w", err)
+		return nil, nil, fmt.Errorf("baseline: %w", err)
 	}
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	scratch := "evaldb_baseline_" + hex.EncodeToString(rnd[:])
 	if _, err := tx.ExecContext(ctx, "CREATE SCHEMA "+scratch); err != nil {
-		return nil, fmt.Errorf("baseline: create scratch schema: %w", err)
+		return nil, nil, fmt.Errorf("baseline: create scratch schema: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, "SET LOCAL search_path TO "+scratch+", pg_catalog"); err != nil {
-		return nil, fmt.Errorf("baseline: %w", err)
+		return nil, nil, fmt.Errorf("baseline: %w", err)
 	}
 	for _, s := range sources {
 		b, err := fs.ReadFile(FS, s.Path)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		up := string(b)
 		if i := strings.Index(up, "-- +goose Down"); i >= 0 {
 			up = up[:i]
 		}
 		if _, err := tx.ExecContext(ctx, up); err != nil {
-			return nil, fmt.Errorf("baseline: apply %s to a scratch schema: %w", s.Path, err)
+			return nil, nil, fmt.Errorf("baseline: apply %s to a scratch schema: %w", s.Path, err)
 		}
 	}
-	want, err := describe(ctx, tx, scratch)
-	if err != nil {
-		return nil, err
+	if want, err = describe(ctx, tx, scratch); err != nil {
+		return nil, nil, err
 	}
-	got, err := describe(ctx, tx, current)
-	if err != nil {
-		return nil, err
+	if got, err = describe(ctx, tx, current); err != nil {
+		return nil, nil, err
 	}
-	return diffSchemas(want, got), nil
+	return want, got, nil
 }
 
 // relation is what Baseline compares of one table.
@@ -253,6 +294,9 @@ type relation struct {
 	columns map[string]column
 	order   []string
 	keys    []string // "PRIMARY KEY (id)", "UNIQUE (lower(email))", "FOREIGN KEY (…) REFERENCES …"
+	// triggers are its triggers but the notification triggers (which
+	// ApplyTriggers makes), as "TRIGGER name AFTER INSERT … EXECUTE FUNCTION f()".
+	triggers []string
 }
 
 type column struct {
@@ -329,10 +373,35 @@ func describe(ctx context.Context, tx *sql.Tx, schema string) (map[string]*relat
 			r.keys = append(r.keys, k)
 		}
 	}
+	if err := krows.Err(); err != nil {
+		return nil, err
+	}
+	// Triggers, with the schema's name taken out of their definitions so
+	// that the scratch schema's compare equal to the current one's.
+	trows, err := tx.QueryContext(ctx, `
+		SELECT c.relname::text, replace(pg_get_triggerdef(tg.oid), quote_ident($1) || '.', '')
+		FROM pg_catalog.pg_trigger tg
+		JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid
+		JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid
+		WHERE c.relnamespace = $1::regnamespace AND NOT tg.tgisinternal AND p.proname <> 'evaldb_notify_invalidate'`, schema)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: describe triggers: %w", err)
+	}
+	defer trows.Close()
+	for trows.Next() {
+		var t, def string
+		if err := trows.Scan(&t, &def); err != nil {
+			return nil, err
+		}
+		if r := rels[t]; r != nil {
+			r.triggers = append(r.triggers, strings.TrimPrefix(def, "CREATE "))
+		}
+	}
 	for _, r := range rels {
 		sort.Strings(r.keys)
+		sort.Strings(r.triggers)
 	}
-	return rels, krows.Err()
+	return rels, trows.Err()
 }
 
 // diffSchemas names every way got (the database) differs from want (what
@@ -378,6 +447,11 @@ func diffSchemas(want, got map[string]*relation) []string {
 		for _, k := range g.keys {
 			if !slices.Contains(w.keys, k) {
 				diffs = append(diffs, fmt.Sprintf("table %s: has %s, which the migrations do not create", t, k))
+			}
+		}
+		for _, tr := range w.triggers {
+			if !slices.Contains(g.triggers, tr) {
+				diffs = append(diffs, fmt.Sprintf("table %s: %s is missing", t, tr))
 			}
 		}
 	}

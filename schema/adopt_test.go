@@ -253,3 +253,81 @@ func TestAdoptionSurvivesAnEmptyVersionTable(t *testing.T) {
 		}
 	}
 }
+
+// TestBaselineAppliesNewerMigrations adopts a database made from the
+// migrations of an earlier evaldb (the first four, before the stored run
+// summaries): Baseline records those and applies the later ones, whose
+// triggers a database made by hand or by Prisma would otherwise lack.
+func TestBaselineAppliesNewerMigrations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := dbtest.GetServer(t).CreateDatabase(t)
+	execAll(t, dbURL, migrationsByHand(t)[:4]...)
+	execAll(t, dbURL, `DROP TRIGGER users_notify_invalidate ON users`)
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := schema.Open(cfg)
+	defer db.Close()
+	got, err := schema.Baseline(ctx, db)
+	if err != nil {
+		t.Fatalf("Baseline() = %v", err)
+	}
+	if diff := cmp.Diff(allVersions(t)[:4], got); diff != "" {
+		t.Errorf("Baseline() recorded versions (-want +got):\n%s", diff)
+	}
+	p, err := schema.NewProvider(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if s.State != "applied" {
+			t.Errorf("migration %d is %s after Baseline, want applied", s.Source.Version, s.State)
+		}
+	}
+	var triggers int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_trigger
+		WHERE tgrelid = 'eval_results'::regclass AND tgname LIKE 'eval_results_forget_summaries_%'`).Scan(&triggers); err != nil {
+		t.Fatal(err)
+	}
+	if triggers != 4 {
+		t.Errorf("eval_results has %d of the summary triggers after Baseline, want 4", triggers)
+	}
+	if diff := cmp.Diff(allTables, triggeredTables(t, dbURL)); diff != "" {
+		t.Errorf("tables with a notification trigger after Baseline (-want +got):\n%s", diff)
+	}
+}
+
+// TestBaselineNamesAMissingTrigger: a database with every table but
+// without one of the summary triggers (a table made by hand from a
+// migration, its triggers forgotten) is refused, naming the trigger, since
+// its stored summaries would go stale.
+func TestBaselineNamesAMissingTrigger(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := dbtest.GetServer(t).CreateDatabase(t)
+	execAll(t, dbURL, migrationsByHand(t)...)
+	execAll(t, dbURL, `DROP TRIGGER eval_results_forget_summaries_update ON eval_results`)
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := schema.Open(cfg)
+	defer db.Close()
+	_, err = schema.Baseline(ctx, db)
+	if !errors.Is(err, schema.ErrSchemaMismatch) {
+		t.Fatalf("Baseline() = %v, want ErrSchemaMismatch", err)
+	}
+	want := "table eval_results: TRIGGER eval_results_forget_summaries_update AFTER UPDATE ON eval_results REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION eval_results_forget_summaries() is missing"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("Baseline() error does not name the trigger %q:\n%v", want, err)
+	}
+	if slices.Contains(tables(t, dbURL), "goose_db_version") {
+		t.Errorf("a failed Baseline() recorded migrations")
+	}
+}

@@ -14,8 +14,9 @@ func runMigrate(ctx context.Context, a *app, args []string) error {
 			"rolls back the newest migration (down), or lists each migration and whether it is\n"+
 			"applied (status). On a database whose tables exist but were not created by evaldb\n"+
 			"(Prisma Migrate's, say) up stops and says so; baseline then checks that the tables\n"+
-			"match what the migrations create (columns, types, keys), names each difference, and\n"+
-			"when they match records the migrations as applied. It connects through the\n"+
+			"match what the migrations create (columns, types, keys, triggers), names each\n"+
+			"difference, and when they match records the migrations as applied (when they match\n"+
+			"only the first migrations, those, and then applies the newer ones). It connects through the\n"+
 			"non-pooling URL (POSTGRES_URL_NON_POOLING, else DIRECT_URL, else the pooled URL):\n"+
 			"the migration lock needs a session, which PgBouncer's transaction pooling does not keep.")
 	if err := fs.Parse(args); err != nil {
@@ -59,7 +60,11 @@ func runMigrate(ctx context.Context, a *app, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "migrate: the tables match the migrations; recorded versions %v as applied and installed the notification triggers\n", versions)
+		if all := len(p.ListSources()); len(versions) < all {
+			fmt.Fprintf(a.stdout, "migrate: the tables match the first %d of %d migrations; recorded versions %v as applied, applied the newer ones and installed the notification triggers\n", len(versions), all, versions)
+		} else {
+			fmt.Fprintf(a.stdout, "migrate: the tables match the migrations; recorded versions %v as applied and installed the notification triggers\n", versions)
+		}
 	case "down":
 		if err := schema.CheckAdoptable(ctx, db); err != nil {
 			return err
