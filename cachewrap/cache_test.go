@@ -51,6 +51,11 @@ func callZero(q gen.Querier, name string) (any, error) {
 		args = append(args, reflect.Zero(m.Type().In(i)))
 	}
 	out := m.Call(args)
+	if len(out) == 1 {
+		if b, ok := out[0].Interface().(interface{ Close() error }); ok { // a batch: it is over at Close
+			return b, b.Close()
+		}
+	}
 	err, _ := out[len(out)-1].Interface().(error)
 	if len(out) == 1 { // :exec
 		return nil, err
@@ -80,10 +85,12 @@ var wantTables = map[string]struct{ reads, writes []string }{
 	"CountConnectionsByState":    {},
 	"CreateStudentProfile":       {writes: []string{"student_profiles"}},
 	"CreateUser":                 {writes: []string{"users"}},
+	"CreateUsers":                {writes: []string{"users"}},
 	"DeleteEvalRun":              {writes: []string{"eval_metrics", "eval_results", "eval_run_summaries", "eval_runs"}}, // ON DELETE CASCADE
 	"EvalLeaderboard":            {reads: []string{"eval_results", "eval_runs"}},
 	"GetEvalRun":                 {reads: []string{"eval_runs"}},
 	"GetEvalRunSummary":          {reads: []string{"eval_results", "eval_run_summaries", "eval_runs"}}, // stored, else live
+	"GetEvalRuns":                {},                                                                   // a batch: never cached
 	"GetStudentWithMetrics":      {reads: []string{"performance_metrics", "student_profiles"}},
 	"GetUser":                    {reads: []string{"users"}},
 	"GetUserByEmail":             {reads: []string{"users"}},
@@ -95,11 +102,13 @@ var wantTables = map[string]struct{ reads, writes []string }{
 	"InsertEvalRunSummary":       {writes: []string{"eval_run_summaries"}},
 	"InsertPerformanceMetrics":   {writes: []string{"performance_metrics"}},
 	"ListEvalMetrics":            {reads: []string{"eval_metrics"}},
+	"ListEvalMetricsOfRuns":      {}, // a batch: never cached
 	"ListEvalResults":            {reads: []string{"eval_results"}},
 	"ListEvalRuns":               {reads: []string{"eval_runs"}},
 	"ListFailedEvalResults":      {reads: []string{"eval_results"}},
 	"ListStudentMetricsInWindow": {reads: []string{"performance_metrics", "student_profiles"}},
 	"RecordPerformanceMetric":    {writes: []string{"performance_metrics"}},
+	"SetEvalRunStatuses":         {writes: []string{"eval_run_summaries", "eval_runs"}}, // ON UPDATE CASCADE
 	"UpdateEvalRunStatus":        {writes: []string{"eval_run_summaries", "eval_runs"}}, // ON UPDATE CASCADE
 }
 

@@ -6,7 +6,9 @@ import (
 	"context"
 
 	"github.com/aah/evaldb/gen"
+	"github.com/aah/evaldb/internal/pgxbatch"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // fakeGen is a gen.Querier that hands every call to answer, with the
@@ -39,6 +41,19 @@ func (f *fakeGen) CreateUser(ctx context.Context, arg gen.CreateUserParams) (gen
 	return r, err
 }
 
+// CreateUsers calls f.answer(ctx, "CreateUsers", …).
+func (f *fakeGen) CreateUsers(ctx context.Context, arg []gen.CreateUsersParams) *gen.CreateUsersBatchResults {
+	v, err := f.answer(ctx, "CreateUsers", []any{arg})
+	if r, ok := v.(*gen.CreateUsersBatchResults); ok && err == nil {
+		return r
+	}
+	br, ok := v.(pgx.BatchResults)
+	if !ok || err != nil {
+		br = pgxbatch.Refused{Err: err} // every result and Close report err
+	}
+	return gen.NewCreateUsersBatchResults(br, len(arg))
+}
+
 // DeleteEvalRun calls f.answer(ctx, "DeleteEvalRun", …).
 func (f *fakeGen) DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, error) {
 	v, err := f.answer(ctx, "DeleteEvalRun", []any{id})
@@ -65,6 +80,19 @@ func (f *fakeGen) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (gen.GetE
 	v, err := f.answer(ctx, "GetEvalRunSummary", []any{id})
 	r, _ := v.(gen.GetEvalRunSummaryRow)
 	return r, err
+}
+
+// GetEvalRuns calls f.answer(ctx, "GetEvalRuns", …).
+func (f *fakeGen) GetEvalRuns(ctx context.Context, id []uuid.UUID) *gen.GetEvalRunsBatchResults {
+	v, err := f.answer(ctx, "GetEvalRuns", []any{id})
+	if r, ok := v.(*gen.GetEvalRunsBatchResults); ok && err == nil {
+		return r
+	}
+	br, ok := v.(pgx.BatchResults)
+	if !ok || err != nil {
+		br = pgxbatch.Refused{Err: err} // every result and Close report err
+	}
+	return gen.NewGetEvalRunsBatchResults(br, len(id))
 }
 
 // GetStudentWithMetrics calls f.answer(ctx, "GetStudentWithMetrics", …).
@@ -144,6 +172,19 @@ func (f *fakeGen) ListEvalMetrics(ctx context.Context, runID uuid.UUID) ([]gen.E
 	return r, err
 }
 
+// ListEvalMetricsOfRuns calls f.answer(ctx, "ListEvalMetricsOfRuns", …).
+func (f *fakeGen) ListEvalMetricsOfRuns(ctx context.Context, runID []uuid.UUID) *gen.ListEvalMetricsOfRunsBatchResults {
+	v, err := f.answer(ctx, "ListEvalMetricsOfRuns", []any{runID})
+	if r, ok := v.(*gen.ListEvalMetricsOfRunsBatchResults); ok && err == nil {
+		return r
+	}
+	br, ok := v.(pgx.BatchResults)
+	if !ok || err != nil {
+		br = pgxbatch.Refused{Err: err} // every result and Close report err
+	}
+	return gen.NewListEvalMetricsOfRunsBatchResults(br, len(runID))
+}
+
 // ListEvalResults calls f.answer(ctx, "ListEvalResults", …).
 func (f *fakeGen) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
 	v, err := f.answer(ctx, "ListEvalResults", []any{arg})
@@ -177,6 +218,19 @@ func (f *fakeGen) RecordPerformanceMetric(ctx context.Context, arg gen.RecordPer
 	v, err := f.answer(ctx, "RecordPerformanceMetric", []any{arg})
 	r, _ := v.(gen.PerformanceMetric)
 	return r, err
+}
+
+// SetEvalRunStatuses calls f.answer(ctx, "SetEvalRunStatuses", …).
+func (f *fakeGen) SetEvalRunStatuses(ctx context.Context, arg []gen.SetEvalRunStatusesParams) *gen.SetEvalRunStatusesBatchResults {
+	v, err := f.answer(ctx, "SetEvalRunStatuses", []any{arg})
+	if r, ok := v.(*gen.SetEvalRunStatusesBatchResults); ok && err == nil {
+		return r
+	}
+	br, ok := v.(pgx.BatchResults)
+	if !ok || err != nil {
+		br = pgxbatch.Refused{Err: err} // every result and Close report err
+	}
+	return gen.NewSetEvalRunStatusesBatchResults(br, len(arg))
 }
 
 // UpdateEvalRunStatus calls f.answer(ctx, "UpdateEvalRunStatus", …).

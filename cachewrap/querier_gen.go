@@ -64,6 +64,13 @@ func (c *Cache) CreateUser(ctx context.Context, arg gen.CreateUserParams) (gen.U
 	return write(ctx, c, querymeta.CreateUser, arg, gen.Querier.CreateUser)
 }
 
+// CreateUsers runs gen.Querier.CreateUsers, a batch, and invalidates the cached reads
+// of users when the batch is closed (whether or not it failed: a
+// failed batch may have reached the server). Never cached.
+func (c *Cache) CreateUsers(ctx context.Context, arg []gen.CreateUsersParams) *gen.CreateUsersBatchResults {
+	return gen.WrapCreateUsersBatch(c.q.CreateUsers(ctx, arg), c.wroteAtClose(querymeta.CreateUsers))
+}
+
 // DeleteEvalRun runs gen.Querier.DeleteEvalRun, then invalidates the cached reads of
 // eval_metrics, eval_results, eval_run_summaries, eval_runs (whether or not it failed: a failed write may have reached
 // the server).
@@ -84,6 +91,11 @@ func (c *Cache) GetEvalRun(ctx context.Context, id uuid.UUID) (gen.EvalRun, erro
 // GetEvalRunSummary serves gen.Querier.GetEvalRunSummary from the cache; it reads eval_results, eval_run_summaries, eval_runs.
 func (c *Cache) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (gen.GetEvalRunSummaryRow, error) {
 	return serve(ctx, c, GetEvalRunSummary, id, gen.Querier.GetEvalRunSummary)
+}
+
+// GetEvalRuns runs gen.Querier.GetEvalRuns uncached (a batch (:batchone), whose results the caller reads lazily).
+func (c *Cache) GetEvalRuns(ctx context.Context, id []uuid.UUID) *gen.GetEvalRunsBatchResults {
+	return c.q.GetEvalRuns(ctx, id)
 }
 
 // GetStudentWithMetrics serves gen.Querier.GetStudentWithMetrics from the cache; it reads performance_metrics, student_profiles.
@@ -155,6 +167,11 @@ func (c *Cache) ListEvalMetrics(ctx context.Context, runID uuid.UUID) ([]gen.Eva
 	return serve(ctx, c, ListEvalMetrics, runID, gen.Querier.ListEvalMetrics)
 }
 
+// ListEvalMetricsOfRuns runs gen.Querier.ListEvalMetricsOfRuns uncached (a batch (:batchmany), whose results the caller reads lazily).
+func (c *Cache) ListEvalMetricsOfRuns(ctx context.Context, runID []uuid.UUID) *gen.ListEvalMetricsOfRunsBatchResults {
+	return c.q.ListEvalMetricsOfRuns(ctx, runID)
+}
+
 // ListEvalResults serves gen.Querier.ListEvalResults from the cache; it reads eval_results.
 func (c *Cache) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
 	return serve(ctx, c, ListEvalResults, arg, gen.Querier.ListEvalResults)
@@ -180,6 +197,13 @@ func (c *Cache) ListStudentMetricsInWindow(ctx context.Context, arg gen.ListStud
 // the server).
 func (c *Cache) RecordPerformanceMetric(ctx context.Context, arg gen.RecordPerformanceMetricParams) (gen.PerformanceMetric, error) {
 	return write(ctx, c, querymeta.RecordPerformanceMetric, arg, gen.Querier.RecordPerformanceMetric)
+}
+
+// SetEvalRunStatuses runs gen.Querier.SetEvalRunStatuses, a batch, and invalidates the cached reads
+// of eval_run_summaries, eval_runs when the batch is closed (whether or not it failed: a
+// failed batch may have reached the server). Never cached.
+func (c *Cache) SetEvalRunStatuses(ctx context.Context, arg []gen.SetEvalRunStatusesParams) *gen.SetEvalRunStatusesBatchResults {
+	return gen.WrapSetEvalRunStatusesBatch(c.q.SetEvalRunStatuses(ctx, arg), c.wroteAtClose(querymeta.SetEvalRunStatuses))
 }
 
 // UpdateEvalRunStatus runs gen.Querier.UpdateEvalRunStatus, then invalidates the cached reads of
@@ -213,6 +237,12 @@ func (t *txQuerier) CreateUser(ctx context.Context, arg gen.CreateUserParams) (g
 	return t.q.CreateUser(ctx, arg)
 }
 
+// CreateUsers runs gen.Querier.CreateUsers in the transaction.
+func (t *txQuerier) CreateUsers(ctx context.Context, arg []gen.CreateUsersParams) *gen.CreateUsersBatchResults {
+	t.w.record(querymeta.CreateUsers)
+	return t.q.CreateUsers(ctx, arg)
+}
+
 // DeleteEvalRun runs gen.Querier.DeleteEvalRun in the transaction.
 func (t *txQuerier) DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, error) {
 	t.w.record(querymeta.DeleteEvalRun)
@@ -232,6 +262,11 @@ func (t *txQuerier) GetEvalRun(ctx context.Context, id uuid.UUID) (gen.EvalRun, 
 // GetEvalRunSummary runs gen.Querier.GetEvalRunSummary in the transaction.
 func (t *txQuerier) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (gen.GetEvalRunSummaryRow, error) {
 	return t.q.GetEvalRunSummary(ctx, id)
+}
+
+// GetEvalRuns runs gen.Querier.GetEvalRuns in the transaction.
+func (t *txQuerier) GetEvalRuns(ctx context.Context, id []uuid.UUID) *gen.GetEvalRunsBatchResults {
+	return t.q.GetEvalRuns(ctx, id)
 }
 
 // GetStudentWithMetrics runs gen.Querier.GetStudentWithMetrics in the transaction.
@@ -296,6 +331,11 @@ func (t *txQuerier) ListEvalMetrics(ctx context.Context, runID uuid.UUID) ([]gen
 	return t.q.ListEvalMetrics(ctx, runID)
 }
 
+// ListEvalMetricsOfRuns runs gen.Querier.ListEvalMetricsOfRuns in the transaction.
+func (t *txQuerier) ListEvalMetricsOfRuns(ctx context.Context, runID []uuid.UUID) *gen.ListEvalMetricsOfRunsBatchResults {
+	return t.q.ListEvalMetricsOfRuns(ctx, runID)
+}
+
 // ListEvalResults runs gen.Querier.ListEvalResults in the transaction.
 func (t *txQuerier) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
 	return t.q.ListEvalResults(ctx, arg)
@@ -320,6 +360,12 @@ func (t *txQuerier) ListStudentMetricsInWindow(ctx context.Context, arg gen.List
 func (t *txQuerier) RecordPerformanceMetric(ctx context.Context, arg gen.RecordPerformanceMetricParams) (gen.PerformanceMetric, error) {
 	t.w.record(querymeta.RecordPerformanceMetric)
 	return t.q.RecordPerformanceMetric(ctx, arg)
+}
+
+// SetEvalRunStatuses runs gen.Querier.SetEvalRunStatuses in the transaction.
+func (t *txQuerier) SetEvalRunStatuses(ctx context.Context, arg []gen.SetEvalRunStatusesParams) *gen.SetEvalRunStatusesBatchResults {
+	t.w.record(querymeta.SetEvalRunStatuses)
+	return t.q.SetEvalRunStatuses(ctx, arg)
 }
 
 // UpdateEvalRunStatus runs gen.Querier.UpdateEvalRunStatus in the transaction.

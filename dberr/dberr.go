@@ -17,6 +17,8 @@
 //     ErrUnreachable, ErrConnClosed, the caller's context.Canceled or
 //     context.DeadlineExceeded, and otherwise the server's
 //     *pgconn.PgError, reachable with errors.As.
+//   - A batch (sqlc's :batch* queries) adds ErrBatchAborted, for the
+//     statements after the one that failed, and ErrSimpleProtocolBatch.
 //   - txn.Do and txn.RecordEvalRun add ErrCommitUnknown, ErrTxTimeout and
 //     ErrRunConflict (and txn.ValidationError for a run that is not valid).
 //   - repo.ParseURL and repo.Open return a *URLError for a bad connection
@@ -60,6 +62,25 @@ var (
 	// and was rolled back. The error also wraps context.DeadlineExceeded.
 	// txn.ErrTimeout is this value.
 	ErrTxTimeout = errors.New("evaldb: transaction timed out")
+
+	// ErrBatchAborted is the error of a statement of a batch (sqlc's
+	// :batchexec, :batchmany, :batchone) that did not run because an earlier
+	// statement of the same batch failed: the server skips the rest of a
+	// batch after an error, and the batch's statements are one transaction
+	// (outside an explicit transaction, an implicit one), so none of them
+	// took effect. The failed statement's own callback gets the cause, and
+	// so does the batch's Close. The message names the failed statement.
+	ErrBatchAborted = errors.New("evaldb: not run: an earlier statement of the batch failed, and none of its statements took effect")
+
+	// ErrSimpleProtocolBatch means a batch was refused, not sent, because
+	// its connection runs in the simple protocol
+	// (default_query_exec_mode=simple_protocol), where pgx sends a batch as
+	// one multi-statement string with its arguments interpolated by the
+	// client.
+	ErrSimpleProtocolBatch = errors.New("evaldb: batch refused: its connection is in the simple protocol " +
+		"(default_query_exec_mode=simple_protocol), where pgx would send it as one multi-statement string " +
+		"with the arguments interpolated by the client; use pgx.QueryExecModeExec (what pgbouncer=true selects) " +
+		"or leave the mode at its default")
 
 	// ErrRunConflict means an eval run with the same id is already recorded
 	// with different content. The error names the first differences.

@@ -21,6 +21,12 @@ type Querier interface {
 	CreateStudentProfile(ctx context.Context, arg CreateStudentProfileParams) (StudentProfile, error)
 	// CreateUser creates an account. Emails are unique regardless of case.
 	CreateUser(ctx context.Context, arg CreateUserParams) (User, error)
+	// CreateUsers creates several accounts in one round trip (a class roster
+	// imported at once). Like a batch outside a transaction it is all or
+	// nothing: an email already taken fails its own callback with a
+	// *repo.ConflictError, the accounts after it report repo.ErrBatchAborted,
+	// and none of them is created.
+	CreateUsers(ctx context.Context, arg []CreateUsersParams) *CreateUsersBatchResults
 	// DeleteEvalRun deletes a run; its results and metrics go with it.
 	DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, error)
 	// EvalLeaderboard ranks models over the given runs: per model, how many runs
@@ -49,6 +55,10 @@ type Querier interface {
 	// ten times what reading the stored row costs (BENCHMARKS.md).
 	// cache: ttl=1m swr=30s
 	GetEvalRunSummary(ctx context.Context, id uuid.UUID) (GetEvalRunSummaryRow, error)
+	// GetEvalRuns looks up several runs by id in one round trip (a dashboard of
+	// runs): each id's callback gets its run, or repo.ErrNotFound when there is
+	// none. Never cached, like every batch.
+	GetEvalRuns(ctx context.Context, id []uuid.UUID) *GetEvalRunsBatchResults
 	// GetStudentWithMetrics returns a student profile, found by its external
 	// student_id, together with all of its performance metrics in recorded_at
 	// order, in one round trip: the metrics come back as parallel arrays (the
@@ -99,6 +109,10 @@ type Querier interface {
 	InsertPerformanceMetrics(ctx context.Context, arg []InsertPerformanceMetricsParams) (int64, error)
 	// ListEvalMetrics returns a run's summary metrics by name.
 	ListEvalMetrics(ctx context.Context, runID uuid.UUID) ([]EvalMetric, error)
+	// ListEvalMetricsOfRuns returns the summary metrics of several runs (a
+	// comparison of runs) in one round trip: each run id's callback gets that
+	// run's metrics by name, empty for a run with none.
+	ListEvalMetricsOfRuns(ctx context.Context, runID []uuid.UUID) *ListEvalMetricsOfRunsBatchResults
 	// ListEvalResults returns up to row_limit results of a run in case_id order.
 	// It pages by keyset: pass the case_id of the last result of the previous
 	// page as after_case_id, or '' for the first page (case ids are never empty).
@@ -120,6 +134,12 @@ type Querier interface {
 	ListStudentMetricsInWindow(ctx context.Context, arg ListStudentMetricsInWindowParams) ([]PerformanceMetric, error)
 	// RecordPerformanceMetric stores one measurement of a student.
 	RecordPerformanceMetric(ctx context.Context, arg RecordPerformanceMetricParams) (PerformanceMetric, error)
+	// SetEvalRunStatuses moves several runs to new statuses in one round trip
+	// (a scheduler finishing or cancelling a set of runs), each as
+	// UpdateEvalRunStatus does: leaving 'running' stamps finished_at (now,
+	// unless given); going back to 'running' clears it. An id with no run
+	// updates nothing and is not an error.
+	SetEvalRunStatuses(ctx context.Context, arg []SetEvalRunStatusesParams) *SetEvalRunStatusesBatchResults
 	// UpdateEvalRunStatus moves a run to a new status and returns it. Leaving
 	// 'running' stamps finished_at (now, unless given); going back to 'running'
 	// clears it.

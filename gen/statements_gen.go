@@ -654,6 +654,139 @@ func UpdateEvalRunStatusValues(i EvalRun) []any {
 	return []any{i.ID, i.Name, i.Model, i.Dataset, i.Status, i.Config, i.StartedAt, i.FinishedAt, i.CreatedAt}
 }
 
+// CreateUsersArgs returns the arguments gen.Queries.CreateUsers queues with the SQL CreateUsers
+// for one element of its slice, in order: expect them in a pgxmock test.
+func CreateUsersArgs(a CreateUsersParams) []any {
+	return []any{a.Email, a.Name}
+}
+
+// CreateUsersColumns are the columns CreateUsers returns, in the order ScanCreateUsers reads them.
+var CreateUsersColumns = []string{"id", "email", "name", "created_at"}
+
+// ScanCreateUsers scans one row of CreateUsers as gen.Queries.CreateUsers does.
+func ScanCreateUsers(row pgx.Row) (User, error) {
+	var i User
+	err := row.Scan(&i.ID, &i.Email, &i.Name, &i.CreatedAt)
+	return i, err
+}
+
+// CreateUsersValues returns a row of CreateUsers as values in CreateUsersColumns order.
+func CreateUsersValues(i User) []any {
+	return []any{i.ID, i.Email, i.Name, i.CreatedAt}
+}
+
+// NewCreateUsersBatchResults returns sqlc's results of a CreateUsers batch of n statements,
+// read from br (a test fake's results, or a batch sent by other code).
+func NewCreateUsersBatchResults(br pgx.BatchResults, n int) *CreateUsersBatchResults {
+	return &CreateUsersBatchResults{br: br, tot: n}
+}
+
+// WrapCreateUsersBatch makes b read its batch through wrap(its pgx.BatchResults)
+// and returns b: a layer over gen.Querier that must act when the batch is
+// read or closed wraps it here. b may be nil.
+func WrapCreateUsersBatch(b *CreateUsersBatchResults, wrap func(pgx.BatchResults) pgx.BatchResults) *CreateUsersBatchResults {
+	if b != nil {
+		b.br = wrap(b.br)
+	}
+	return b
+}
+
+// GetEvalRunsArgs returns the arguments gen.Queries.GetEvalRuns queues with the SQL GetEvalRuns
+// for one element of its slice, in order: expect them in a pgxmock test.
+func GetEvalRunsArgs(a uuid.UUID) []any {
+	return []any{a}
+}
+
+// GetEvalRunsColumns are the columns GetEvalRuns returns, in the order ScanGetEvalRuns reads them.
+var GetEvalRunsColumns = []string{"id", "name", "model", "dataset", "status", "config", "started_at", "finished_at", "created_at"}
+
+// ScanGetEvalRuns scans one row of GetEvalRuns as gen.Queries.GetEvalRuns does.
+func ScanGetEvalRuns(row pgx.Row) (EvalRun, error) {
+	var i EvalRun
+	err := row.Scan(&i.ID, &i.Name, &i.Model, &i.Dataset, &i.Status, &i.Config, &i.StartedAt, &i.FinishedAt, &i.CreatedAt)
+	return i, err
+}
+
+// GetEvalRunsValues returns a row of GetEvalRuns as values in GetEvalRunsColumns order.
+func GetEvalRunsValues(i EvalRun) []any {
+	return []any{i.ID, i.Name, i.Model, i.Dataset, i.Status, i.Config, i.StartedAt, i.FinishedAt, i.CreatedAt}
+}
+
+// NewGetEvalRunsBatchResults returns sqlc's results of a GetEvalRuns batch of n statements,
+// read from br (a test fake's results, or a batch sent by other code).
+func NewGetEvalRunsBatchResults(br pgx.BatchResults, n int) *GetEvalRunsBatchResults {
+	return &GetEvalRunsBatchResults{br: br, tot: n}
+}
+
+// WrapGetEvalRunsBatch makes b read its batch through wrap(its pgx.BatchResults)
+// and returns b: a layer over gen.Querier that must act when the batch is
+// read or closed wraps it here. b may be nil.
+func WrapGetEvalRunsBatch(b *GetEvalRunsBatchResults, wrap func(pgx.BatchResults) pgx.BatchResults) *GetEvalRunsBatchResults {
+	if b != nil {
+		b.br = wrap(b.br)
+	}
+	return b
+}
+
+// ListEvalMetricsOfRunsArgs returns the arguments gen.Queries.ListEvalMetricsOfRuns queues with the SQL ListEvalMetricsOfRuns
+// for one element of its slice, in order: expect them in a pgxmock test.
+func ListEvalMetricsOfRunsArgs(a uuid.UUID) []any {
+	return []any{a}
+}
+
+// ListEvalMetricsOfRunsColumns are the columns ListEvalMetricsOfRuns returns, in the order ScanListEvalMetricsOfRuns reads them.
+var ListEvalMetricsOfRunsColumns = []string{"run_id", "name", "value"}
+
+// ScanListEvalMetricsOfRuns scans one row of ListEvalMetricsOfRuns as gen.Queries.ListEvalMetricsOfRuns does.
+func ScanListEvalMetricsOfRuns(row pgx.Row) (EvalMetric, error) {
+	var i EvalMetric
+	err := row.Scan(&i.RunID, &i.Name, &i.Value)
+	return i, err
+}
+
+// ListEvalMetricsOfRunsValues returns a row of ListEvalMetricsOfRuns as values in ListEvalMetricsOfRunsColumns order.
+func ListEvalMetricsOfRunsValues(i EvalMetric) []any {
+	return []any{i.RunID, i.Name, i.Value}
+}
+
+// NewListEvalMetricsOfRunsBatchResults returns sqlc's results of a ListEvalMetricsOfRuns batch of n statements,
+// read from br (a test fake's results, or a batch sent by other code).
+func NewListEvalMetricsOfRunsBatchResults(br pgx.BatchResults, n int) *ListEvalMetricsOfRunsBatchResults {
+	return &ListEvalMetricsOfRunsBatchResults{br: br, tot: n}
+}
+
+// WrapListEvalMetricsOfRunsBatch makes b read its batch through wrap(its pgx.BatchResults)
+// and returns b: a layer over gen.Querier that must act when the batch is
+// read or closed wraps it here. b may be nil.
+func WrapListEvalMetricsOfRunsBatch(b *ListEvalMetricsOfRunsBatchResults, wrap func(pgx.BatchResults) pgx.BatchResults) *ListEvalMetricsOfRunsBatchResults {
+	if b != nil {
+		b.br = wrap(b.br)
+	}
+	return b
+}
+
+// SetEvalRunStatusesArgs returns the arguments gen.Queries.SetEvalRunStatuses queues with the SQL SetEvalRunStatuses
+// for one element of its slice, in order: expect them in a pgxmock test.
+func SetEvalRunStatusesArgs(a SetEvalRunStatusesParams) []any {
+	return []any{a.Status, a.FinishedAt, a.ID}
+}
+
+// NewSetEvalRunStatusesBatchResults returns sqlc's results of a SetEvalRunStatuses batch of n statements,
+// read from br (a test fake's results, or a batch sent by other code).
+func NewSetEvalRunStatusesBatchResults(br pgx.BatchResults, n int) *SetEvalRunStatusesBatchResults {
+	return &SetEvalRunStatusesBatchResults{br: br, tot: n}
+}
+
+// WrapSetEvalRunStatusesBatch makes b read its batch through wrap(its pgx.BatchResults)
+// and returns b: a layer over gen.Querier that must act when the batch is
+// read or closed wraps it here. b may be nil.
+func WrapSetEvalRunStatusesBatch(b *SetEvalRunStatusesBatchResults, wrap func(pgx.BatchResults) pgx.BatchResults) *SetEvalRunStatusesBatchResults {
+	if b != nil {
+		b.br = wrap(b.br)
+	}
+	return b
+}
+
 func pgUUID(u uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: u, Valid: true} }
 
 func pgUUIDPtr(u *uuid.UUID) pgtype.UUID {

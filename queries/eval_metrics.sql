@@ -15,3 +15,11 @@ VALUES (@run_id, @name, @value);
 -- name: InsertEvalMetricsUnnest :execrows
 INSERT INTO eval_metrics (run_id, name, value)
 SELECT @run_id, unnest(@names::text[]), unnest(@metric_values::float8[]);
+
+-- ListEvalMetricsOfRuns returns the summary metrics of several runs (a
+-- comparison of runs) in one round trip: each run id's callback gets that
+-- run's metrics by name, empty for a run with none.
+-- name: ListEvalMetricsOfRuns :batchmany
+SELECT * FROM eval_metrics
+WHERE run_id = @run_id
+ORDER BY name;

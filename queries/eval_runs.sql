@@ -119,3 +119,24 @@ RETURNING *;
 -- name: DeleteEvalRun :execrows
 DELETE FROM eval_runs
 WHERE id = @id;
+
+-- GetEvalRuns looks up several runs by id in one round trip (a dashboard of
+-- runs): each id's callback gets its run, or repo.ErrNotFound when there is
+-- none. Never cached, like every batch.
+-- name: GetEvalRuns :batchone
+SELECT * FROM eval_runs
+WHERE id = @id;
+
+-- SetEvalRunStatuses moves several runs to new statuses in one round trip
+-- (a scheduler finishing or cancelling a set of runs), each as
+-- UpdateEvalRunStatus does: leaving 'running' stamps finished_at (now,
+-- unless given); going back to 'running' clears it. An id with no run
+-- updates nothing and is not an error.
+-- name: SetEvalRunStatuses :batchexec
+UPDATE eval_runs
+SET status = @status,
+    finished_at = CASE
+        WHEN @status::text = 'running' THEN NULL
+        ELSE coalesce(sqlc.narg(finished_at)::timestamptz, finished_at, greatest(now(), started_at))
+    END
+WHERE id = @id;

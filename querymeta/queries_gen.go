@@ -38,10 +38,12 @@ const (
 	CountConnectionsByState ID = iota
 	CreateStudentProfile
 	CreateUser
+	CreateUsers
 	DeleteEvalRun
 	EvalLeaderboard
 	GetEvalRun
 	GetEvalRunSummary
+	GetEvalRuns
 	GetStudentWithMetrics
 	GetUser
 	GetUserByEmail
@@ -53,16 +55,18 @@ const (
 	InsertEvalRunSummary
 	InsertPerformanceMetrics
 	ListEvalMetrics
+	ListEvalMetricsOfRuns
 	ListEvalResults
 	ListEvalRuns
 	ListFailedEvalResults
 	ListStudentMetricsInWindow
 	RecordPerformanceMetric
+	SetEvalRunStatuses
 	UpdateEvalRunStatus
 )
 
 // NumQueries is the number of gen.Querier's queries.
-const NumQueries = 24
+const NumQueries = 28
 
 // Queries holds what cachegen derived from each query, indexed by ID.
 var Queries = [NumQueries]Query{
@@ -98,6 +102,18 @@ var Queries = [NumQueries]Query{
 		WriteTables: []Table{TableUsers},
 		Cache: Policy{
 			Uncacheable: "writes",
+		},
+	},
+	CreateUsers: {
+		ID:          CreateUsers,
+		Name:        "CreateUsers",
+		SQL:         gen.CreateUsers,
+		Kind:        ":batchone",
+		Operation:   "INSERT",
+		Writes:      []string{"users"},
+		WriteTables: []Table{TableUsers},
+		Cache: Policy{
+			Uncacheable: "a batch (:batchone), whose results the caller reads lazily",
 		},
 	},
 	DeleteEvalRun: {
@@ -146,6 +162,19 @@ var Queries = [NumQueries]Query{
 		Cache: Policy{
 			TTL: 60000000000, // 1m0s
 			SWR: 30000000000, // 30s
+		},
+	},
+	GetEvalRuns: {
+		ID:         GetEvalRuns,
+		Name:       "GetEvalRuns",
+		SQL:        gen.GetEvalRuns,
+		Kind:       ":batchone",
+		Operation:  "SELECT",
+		Reads:      []string{"eval_runs"},
+		ReadTables: []Table{TableEvalRuns},
+		ReadOnly:   true,
+		Cache: Policy{
+			Uncacheable: "a batch (:batchone), whose results the caller reads lazily",
 		},
 	},
 	GetStudentWithMetrics: {
@@ -292,6 +321,19 @@ VALUES (@student_profile_id, @name, @value, @recorded_at);`,
 		ReadOnly:   true,
 		Cache:      Policy{},
 	},
+	ListEvalMetricsOfRuns: {
+		ID:         ListEvalMetricsOfRuns,
+		Name:       "ListEvalMetricsOfRuns",
+		SQL:        gen.ListEvalMetricsOfRuns,
+		Kind:       ":batchmany",
+		Operation:  "SELECT",
+		Reads:      []string{"eval_metrics"},
+		ReadTables: []Table{TableEvalMetrics},
+		ReadOnly:   true,
+		Cache: Policy{
+			Uncacheable: "a batch (:batchmany), whose results the caller reads lazily",
+		},
+	},
 	ListEvalResults: {
 		ID:         ListEvalResults,
 		Name:       "ListEvalResults",
@@ -348,6 +390,18 @@ VALUES (@student_profile_id, @name, @value, @recorded_at);`,
 		WriteTables: []Table{TablePerformanceMetrics},
 		Cache: Policy{
 			Uncacheable: "writes",
+		},
+	},
+	SetEvalRunStatuses: {
+		ID:          SetEvalRunStatuses,
+		Name:        "SetEvalRunStatuses",
+		SQL:         gen.SetEvalRunStatuses,
+		Kind:        ":batchexec",
+		Operation:   "UPDATE",
+		Writes:      []string{"eval_run_summaries", "eval_runs"},
+		WriteTables: []Table{TableEvalRunSummaries, TableEvalRuns},
+		Cache: Policy{
+			Uncacheable: "a batch (:batchexec), whose results the caller reads lazily",
 		},
 	},
 	UpdateEvalRunStatus: {

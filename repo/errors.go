@@ -23,6 +23,14 @@ var (
 	// ErrConnClosed is dberr.ErrConnClosed: the connection was closed while
 	// in use, so whether the statement ran is unknown.
 	ErrConnClosed = dberr.ErrConnClosed
+
+	// ErrBatchAborted is dberr.ErrBatchAborted: a statement of a batch did
+	// not run because an earlier one failed; none of the batch took effect.
+	ErrBatchAborted = dberr.ErrBatchAborted
+
+	// ErrSimpleProtocolBatch is dberr.ErrSimpleProtocolBatch: a batch was
+	// refused, unsent, on a connection in the simple protocol.
+	ErrSimpleProtocolBatch = dberr.ErrSimpleProtocolBatch
 )
 
 // ConflictError is dberr.ConflictError, a unique-constraint violation

@@ -113,3 +113,27 @@ func TestObserverSeesStatementsAndTransactions(t *testing.T) {
 		t.Errorf("transactions observed mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// A batch's statement reaches the Observer once, when the batch is closed
+// (not when it is sent), with the batch's first error.
+func TestObserverSeesBatchAtClose(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	obs := &recorder{}
+	r := open(t, &Config{URL: testURL(t, ""), Env: Test, Observer: obs, DisableListen: true})
+	q := r.Queries()
+	if _, err := q.CreateUser(ctx, gen.CreateUserParams{Email: "taken@example.com", Name: "T"}); err != nil {
+		t.Fatal(err)
+	}
+	obs.take()
+	res := q.CreateUsers(ctx, []gen.CreateUsersParams{{Email: "new@example.com", Name: "N"}, {Email: "taken@example.com", Name: "T"}})
+	if stmts, _ := obs.take(); len(stmts) != 0 {
+		t.Errorf("observed before the batch was read: %v", stmts)
+	}
+	res.QueryRow(nil)
+	_ = res.Close()
+	stmts, _ := obs.take()
+	if diff := cmp.Diff([]string{"CreateUsers INSERT cache= err"}, stmts); diff != "" {
+		t.Errorf("statements observed mismatch (-want +got):\n%s", diff)
+	}
+}

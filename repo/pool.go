@@ -8,9 +8,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	idberr "github.com/aah/evaldb/internal/dberr"
+	"github.com/aah/evaldb/internal/pgxbatch"
 	"github.com/aah/evaldb/observe"
 )
 
@@ -115,7 +115,7 @@ func (h handle) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comma
 func (h handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	s, err := h.begin(ctx, sql)
 	if err != nil {
-		return errRows{err: err}, err
+		return pgxbatch.FailedRows(err), err
 	}
 	rows, err := s.db.Query(s.ctx, sql, args...)
 	if err != nil {
@@ -123,7 +123,7 @@ func (h handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, e
 			rows.Close()
 		}
 		err = s.finish(err)
-		return errRows{err: err}, err
+		return pgxbatch.FailedRows(err), err
 	}
 	return &handleRows{Rows: rows, s: s}, nil
 }
@@ -131,7 +131,7 @@ func (h handle) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, e
 func (h handle) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	s, err := h.begin(ctx, sql)
 	if err != nil {
-		return errRow{err}
+		return pgxbatch.FailedRow(err)
 	}
 	return &handleRow{row: s.db.QueryRow(s.ctx, sql, args...), s: s}
 }
@@ -146,9 +146,12 @@ func (h handle) CopyFrom(ctx context.Context, table pgx.Identifier, cols []strin
 }
 
 func (h handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if h.r.primary.simple {
+		return pgxbatch.Refused{Err: pgxbatch.ErrSimpleProtocol}
+	}
 	s, err := h.begin(ctx, "batch")
 	if err != nil {
-		return errBatch{err: err}
+		return pgxbatch.Refused{Err: err}
 	}
 	s.write = s.write || batchWrites(b)
 	return &handleBatch{BatchResults: s.db.SendBatch(s.ctx, b), s: s}
@@ -357,42 +360,5 @@ func (t *poolTx) CopyFrom(ctx context.Context, table pgx.Identifier, cols []stri
 	n, err := t.Tx.CopyFrom(ctx, table, cols, src)
 	return n, idberr.WithContext(ctx, err)
 }
-
-type errRow struct{ err error }
-
-func (r errRow) Scan(...any) error { return r.err }
-
-// errRows is the pgx.Rows of a Query that failed before it was sent (the
-// pool timeout). It embeds pgx.Rows only to have every method of the pgx
-// version it is built with, and overrides each one pgx.Rows has in v5.11.
-type errRows struct {
-	pgx.Rows
-	err error
-}
-
-func (errRows) Close()                                       {}
-func (r errRows) Err() error                                 { return r.err }
-func (errRows) CommandTag() pgconn.CommandTag                { return pgconn.CommandTag{} }
-func (errRows) FieldDescriptions() []pgconn.FieldDescription { return nil }
-func (errRows) Next() bool                                   { return false }
-func (r errRows) Scan(...any) error                          { return r.err }
-func (r errRows) Values() ([]any, error)                     { return nil, r.err }
-func (errRows) RawValues() [][]byte                          { return nil }
-func (errRows) Conn() *pgx.Conn                              { return nil }
-func (errRows) TypeMap() *pgtype.Map                         { return nil }
-
-// errBatch is the pgx.BatchResults of a SendBatch that failed before it was
-// sent. It embeds the interface so that it has every method of the pgx
-// version it is built with (v5.12 added some); those it does not override
-// must not be called on it.
-type errBatch struct {
-	pgx.BatchResults
-	err error
-}
-
-func (b errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, b.err }
-func (b errBatch) Query() (pgx.Rows, error)         { return errRows{err: b.err}, b.err }
-func (b errBatch) QueryRow() pgx.Row                { return errRow{b.err} }
-func (b errBatch) Close() error                     { return b.err }
 
 func hostPort(host string, port uint16) string { return host + ":" + strconv.Itoa(int(port)) }

@@ -73,6 +73,12 @@ func (x queries) CreateUser(ctx context.Context, arg gen.CreateUserParams) (v ge
 	return v, err
 }
 
+// CreateUsers runs gen.Querier.CreateUsers through runBatch: the results hold a
+// connection until their Close (or the end of their Exec, Query or QueryRow).
+func (x queries) CreateUsers(ctx context.Context, arg []gen.CreateUsersParams) *gen.CreateUsersBatchResults {
+	return runBatch(ctx, x.r, &querymeta.Queries[querymeta.CreateUsers], arg, (*gen.Queries).CreateUsers)
+}
+
 // DeleteEvalRun runs gen.Querier.DeleteEvalRun through run.
 func (x queries) DeleteEvalRun(ctx context.Context, id uuid.UUID) (v int64, err error) {
 	err = run(ctx, x.r, &sDeleteEvalRun, id, (*gen.Queries).DeleteEvalRun, &v)
@@ -95,6 +101,12 @@ func (x queries) GetEvalRun(ctx context.Context, id uuid.UUID) (v gen.EvalRun, e
 func (x queries) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (v gen.GetEvalRunSummaryRow, err error) {
 	err = run(ctx, x.r, &sGetEvalRunSummary, id, (*gen.Queries).GetEvalRunSummary, &v)
 	return v, err
+}
+
+// GetEvalRuns runs gen.Querier.GetEvalRuns through runBatch: the results hold a
+// connection until their Close (or the end of their Exec, Query or QueryRow).
+func (x queries) GetEvalRuns(ctx context.Context, id []uuid.UUID) *gen.GetEvalRunsBatchResults {
+	return runBatch(ctx, x.r, &querymeta.Queries[querymeta.GetEvalRuns], id, (*gen.Queries).GetEvalRuns)
 }
 
 // GetStudentWithMetrics runs gen.Querier.GetStudentWithMetrics through run.
@@ -163,6 +175,12 @@ func (x queries) ListEvalMetrics(ctx context.Context, runID uuid.UUID) (v []gen.
 	return v, err
 }
 
+// ListEvalMetricsOfRuns runs gen.Querier.ListEvalMetricsOfRuns through runBatch: the results hold a
+// connection until their Close (or the end of their Exec, Query or QueryRow).
+func (x queries) ListEvalMetricsOfRuns(ctx context.Context, runID []uuid.UUID) *gen.ListEvalMetricsOfRunsBatchResults {
+	return runBatch(ctx, x.r, &querymeta.Queries[querymeta.ListEvalMetricsOfRuns], runID, (*gen.Queries).ListEvalMetricsOfRuns)
+}
+
 // ListEvalResults runs gen.Querier.ListEvalResults through run.
 func (x queries) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsParams) (v []gen.EvalResult, err error) {
 	err = run(ctx, x.r, &sListEvalResults, arg, func(q *gen.Queries, ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
@@ -197,6 +215,12 @@ func (x queries) ListStudentMetricsInWindow(ctx context.Context, arg gen.ListStu
 func (x queries) RecordPerformanceMetric(ctx context.Context, arg gen.RecordPerformanceMetricParams) (v gen.PerformanceMetric, err error) {
 	err = run(ctx, x.r, &sRecordPerformanceMetric, arg, (*gen.Queries).RecordPerformanceMetric, &v)
 	return v, err
+}
+
+// SetEvalRunStatuses runs gen.Querier.SetEvalRunStatuses through runBatch: the results hold a
+// connection until their Close (or the end of their Exec, Query or QueryRow).
+func (x queries) SetEvalRunStatuses(ctx context.Context, arg []gen.SetEvalRunStatusesParams) *gen.SetEvalRunStatusesBatchResults {
+	return runBatch(ctx, x.r, &querymeta.Queries[querymeta.SetEvalRunStatuses], arg, (*gen.Queries).SetEvalRunStatuses)
 }
 
 // UpdateEvalRunStatus runs gen.Querier.UpdateEvalRunStatus through run.

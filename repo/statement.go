@@ -12,6 +12,7 @@ import (
 	"github.com/aah/evaldb/cachewrap"
 	"github.com/aah/evaldb/gen"
 	idberr "github.com/aah/evaldb/internal/dberr"
+	"github.com/aah/evaldb/internal/pgxbatch"
 	"github.com/aah/evaldb/observe"
 	"github.com/aah/evaldb/querymeta"
 )
@@ -209,10 +210,11 @@ type target struct {
 	stmtTimeout time.Duration // 0: no per-statement deadline
 	timeouts    atomic.Int64  // acquires that hit the pool timeout
 	waits       poolWaits     // the acquires waiting within poolTimeout
+	simple      bool          // db sends in the simple protocol: no batches
 }
 
 func newTarget(db DBTX, pool *pgxpool.Pool, poolTimeout, stmtTimeout time.Duration) *target {
-	t := &target{db: db, pool: pool, poolTimeout: poolTimeout, stmtTimeout: stmtTimeout}
+	t := &target{db: db, pool: pool, poolTimeout: poolTimeout, stmtTimeout: stmtTimeout, simple: pgxbatch.SimpleProtocol(db)}
 	t.waits.timeout = poolTimeout
 	if pool != nil {
 		t.db = pool

@@ -2,13 +2,14 @@
 # The schema-evolution test (issue 13), run by .ci/run: in a scratch copy of
 # the repository, apply a representative schema change (new tables, a new
 # nullable column with a foreign-key action, triggers that write another
-# table, a view, a SQL function) and queries with :one :many :exec :execrows
-# :execresult :copyfrom (and a :batchexec one, which generation must refuse
-# without changing anything), regenerate, run `make verify`, the packages that
-# mirror the schema, and coherence checks of the new queries: own writes,
-# another instance, plain SQL, and the tests of the packages that hold
-# expectations of evaldb's own schema (cachegen's, cachewrap's, schema's).
-# The change lives in
+# table, a view, a SQL function) and queries with every annotation: :one
+# :many :exec :execrows :execresult :copyfrom :batchexec :batchmany
+# :batchone (and one generation must refuse, a batch with a TTL, without
+# changing anything); regenerate, run `make verify`, the packages that mirror
+# the schema, coherence checks of the new queries, the batches included (own
+# writes, another instance, plain SQL), and the tests of the packages that
+# hold expectations of evaldb's own schema (cachegen's, cachewrap's,
+# schema's). The change lives in
 # scripts/schema-evolution/testdata/.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,12 +31,12 @@ cp "$data/evolution_test.go" repo/evolution_test.go
 git add -A && git -c user.email=ci@evaldb -c user.name=ci commit -qm evolution
 
 echo "schema-evolution: a refused query changes no generated file"
-cp "$data/evolution_batch.sql" queries/
-if make generate > batch.log 2>&1; then
-	echo "schema-evolution: make generate accepted a :batchexec query the facade cannot run"; exit 1
+cp "$data/evolution_refused.sql" queries/
+if make generate > refused.log 2>&1; then
+	echo "schema-evolution: make generate accepted a batch query with cache: ttl= (a batch is never cached)"; exit 1
 fi
-grep -q 'TagDatasetsBatch is :batchexec' batch.log || { cat batch.log; echo "schema-evolution: no error naming the :batchexec query"; exit 1; }
-rm queries/evolution_batch.sql batch.log
+grep -q 'GetDatasetsCached is :batchone: a batch is never cached' refused.log || { cat refused.log; echo "schema-evolution: no error naming the refused query"; exit 1; }
+rm queries/evolution_refused.sql refused.log
 test -z "$(git status --porcelain)" || { git status --short; echo "schema-evolution: a failed make generate changed files"; exit 1; }
 
 echo "schema-evolution: make verify"

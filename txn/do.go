@@ -292,7 +292,7 @@ func attemptOnce(ctx context.Context, db Beginner, o *Options, attempt int, fn f
 
 	txCtx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	var q gen.Querier = gen.New(pgtx)
+	var q gen.Querier = gen.New(batchTx{pgtx})
 	if o.Observer != nil {
 		q = observedQuerier{q: q, obs: o.Observer}
 	}

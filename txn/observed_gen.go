@@ -37,6 +37,12 @@ func (o observedQuerier) CreateUser(ctx context.Context, arg gen.CreateUserParam
 	return v, err
 }
 
+// CreateUsers reports gen.Querier.CreateUsers to the Observer.
+func (o observedQuerier) CreateUsers(ctx context.Context, arg []gen.CreateUsersParams) *gen.CreateUsersBatchResults {
+	ctx, end := o.start(ctx, querymeta.CreateUsers)
+	return gen.WrapCreateUsersBatch(o.q.CreateUsers(ctx, arg), o.endAtClose(end))
+}
+
 // DeleteEvalRun reports gen.Querier.DeleteEvalRun to the Observer.
 func (o observedQuerier) DeleteEvalRun(ctx context.Context, id uuid.UUID) (int64, error) {
 	ctx, end := o.start(ctx, querymeta.DeleteEvalRun)
@@ -67,6 +73,12 @@ func (o observedQuerier) GetEvalRunSummary(ctx context.Context, id uuid.UUID) (g
 	v, err := o.q.GetEvalRunSummary(ctx, id)
 	o.end(end, err)
 	return v, err
+}
+
+// GetEvalRuns reports gen.Querier.GetEvalRuns to the Observer.
+func (o observedQuerier) GetEvalRuns(ctx context.Context, id []uuid.UUID) *gen.GetEvalRunsBatchResults {
+	ctx, end := o.start(ctx, querymeta.GetEvalRuns)
+	return gen.WrapGetEvalRunsBatch(o.q.GetEvalRuns(ctx, id), o.endAtClose(end))
 }
 
 // GetStudentWithMetrics reports gen.Querier.GetStudentWithMetrics to the Observer.
@@ -157,6 +169,12 @@ func (o observedQuerier) ListEvalMetrics(ctx context.Context, runID uuid.UUID) (
 	return v, err
 }
 
+// ListEvalMetricsOfRuns reports gen.Querier.ListEvalMetricsOfRuns to the Observer.
+func (o observedQuerier) ListEvalMetricsOfRuns(ctx context.Context, runID []uuid.UUID) *gen.ListEvalMetricsOfRunsBatchResults {
+	ctx, end := o.start(ctx, querymeta.ListEvalMetricsOfRuns)
+	return gen.WrapListEvalMetricsOfRunsBatch(o.q.ListEvalMetricsOfRuns(ctx, runID), o.endAtClose(end))
+}
+
 // ListEvalResults reports gen.Querier.ListEvalResults to the Observer.
 func (o observedQuerier) ListEvalResults(ctx context.Context, arg gen.ListEvalResultsParams) ([]gen.EvalResult, error) {
 	ctx, end := o.start(ctx, querymeta.ListEvalResults)
@@ -195,6 +213,12 @@ func (o observedQuerier) RecordPerformanceMetric(ctx context.Context, arg gen.Re
 	v, err := o.q.RecordPerformanceMetric(ctx, arg)
 	o.end(end, err)
 	return v, err
+}
+
+// SetEvalRunStatuses reports gen.Querier.SetEvalRunStatuses to the Observer.
+func (o observedQuerier) SetEvalRunStatuses(ctx context.Context, arg []gen.SetEvalRunStatusesParams) *gen.SetEvalRunStatusesBatchResults {
+	ctx, end := o.start(ctx, querymeta.SetEvalRunStatuses)
+	return gen.WrapSetEvalRunStatusesBatch(o.q.SetEvalRunStatuses(ctx, arg), o.endAtClose(end))
 }
 
 // UpdateEvalRunStatus reports gen.Querier.UpdateEvalRunStatus to the Observer.

@@ -111,6 +111,8 @@ func (e *emitter) format() ([]byte, error) {
 // uncacheable says why the cache never serves m, or "".
 func uncacheable(m *method) string {
 	switch {
+	case m.batch:
+		return "a batch (" + m.kind + "), whose results the caller reads lazily"
 	case m.write:
 		return "writes"
 	case m.access.uncacheable != "":
@@ -350,6 +352,12 @@ func emitCache(pkg *genPkg) ([]byte, error) {
 		sig, call := e.signature(m)
 		sh := e.shape(m)
 		switch why := uncacheable(m); {
+		case m.batch && m.write:
+			e.p("// %s runs gen.Querier.%s, a batch, and invalidates the cached reads", m.name, m.name)
+			e.p("// of %s when the batch is closed (whether or not it failed: a", strings.Join(m.access.writes, ", "))
+			e.p("// failed batch may have reached the server). Never cached.")
+			e.p("func (c *Cache) %s {", sig)
+			e.p("return gen.Wrap%sBatch(c.q.%s, c.wroteAtClose(querymeta.%s))", m.name, call, m.name)
 		case why == "":
 			e.p("// %s serves gen.Querier.%s from the cache; it reads %s.", m.name, m.name, strings.Join(m.access.reads, ", "))
 			e.p("func (c *Cache) %s {", sig)
@@ -425,6 +433,9 @@ func emitFacade(pkg *genPkg) ([]byte, error) {
 	e.p("// the cache's view of it.")
 	e.p("var (")
 	for _, m := range pkg.methods {
+		if m.batch {
+			continue // runBatch takes the metadata itself
+		}
 		sh := e.shape(m)
 		cache := ""
 		if uncacheable(m) == "" {
@@ -436,6 +447,15 @@ func emitFacade(pkg *genPkg) ([]byte, error) {
 	e.p("")
 	for _, m := range pkg.methods {
 		sig, _ := e.signature(m)
+		if m.batch {
+			e.p("// %s runs gen.Querier.%s through runBatch: the results hold a", m.name, m.name)
+			e.p("// connection until their Close (or the end of their Exec, Query or QueryRow).")
+			e.p("func (x queries) %s {", sig)
+			e.p("return runBatch(ctx, x.r, &querymeta.Queries[querymeta.%s], %s, (*gen.Queries).%s)", m.name, m.params[0].name, m.name)
+			e.p("}")
+			e.p("")
+			continue
+		}
 		sh := e.shape(m)
 		fn := e.facadeCall(pkg, m)
 		e.p("// %s runs gen.Querier.%s through run.", m.name, m.name)
@@ -540,7 +560,10 @@ func (e *emitter) signature(m *method) (string, string) {
 		as = append(as, p.name)
 	}
 	res := "error"
-	if m.result != nil {
+	switch {
+	case m.batch:
+		res = e.typeSrc(m.result)
+	case m.result != nil:
 		res = "(" + e.typeSrc(m.result) + ", error)"
 	}
 	return fmt.Sprintf("%s(%s) %s", m.name, strings.Join(ps, ", "), res),

@@ -14,8 +14,15 @@ const shapesGen = `package gen
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
+
+type BumpUsersBatchResults struct {
+	br     pgx.BatchResults
+	tot    int
+	closed bool
+}
 
 type Querier interface {
 	// TouchUser marks a user.
@@ -42,25 +49,74 @@ func loadShapes(t *testing.T) *genPkg {
 	return pkg
 }
 
-func TestQueryKindRefusesBatchesSayingWhatToWrite(t *testing.T) {
+// TestBatchQueriesRunThroughRunBatch checks that a :batchexec query is
+// taken (it was refused before issue 13's batch work), that its facade
+// method hands sqlc's method to runBatch, that its metadata says it is never
+// cached, that the Cache invalidates at the batch's Close, and that a batch
+// query asking for a TTL fails generation naming the query.
+func TestBatchQueriesRunThroughRunBatch(t *testing.T) {
 	t.Parallel()
 	pkg := loadShapes(t)
 	for _, m := range pkg.methods {
-		kind, err := queryKind(m, pkg.consts[m.name])
-		switch m.name {
-		case "BumpUsers":
-			if err == nil {
-				t.Fatalf("queryKind(BumpUsers :batchexec) = %q, want an error", kind)
-			}
-			for _, w := range []string{"BumpUsers", ":batchexec", "unnest", ":copyfrom", "SendBatch"} {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
-		default:
-			if err != nil {
-				t.Errorf("queryKind(%s) = %v, want the facade to take it", m.name, err)
-			}
+		var err error
+		m.sql = pkg.consts[m.name]
+		if m.kind, err = queryKind(m, m.sql); err != nil {
+			t.Fatalf("queryKind(%s) = %v, want the facade to take it", m.name, err)
+		}
+		m.write = true
+		m.access.writes = []string{"users"}
+	}
+	src, err := emitFacade(pkg)
+	if err != nil {
+		t.Fatalf("emitFacade: %v\n%s", err, src)
+	}
+	want := "func (x queries) BumpUsers(ctx context.Context, batch []int64) *gen.BumpUsersBatchResults {\n" +
+		"\treturn runBatch(ctx, x.r, &querymeta.Queries[querymeta.BumpUsers], batch, (*gen.Queries).BumpUsers)"
+	if !strings.Contains(string(src), want) {
+		t.Errorf("facade lacks %q:\n%s", want, src)
+	}
+	cache, err := emitCache(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := "return gen.WrapBumpUsersBatch(c.q.BumpUsers(ctx, batch), c.wroteAtClose(querymeta.BumpUsers))"; !strings.Contains(string(cache), w) {
+		t.Errorf("Cache lacks %q:\n%s", w, cache)
+	}
+	meta, err := emitMeta(pkg, []string{"users"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := `Uncacheable: "a batch (:batchexec), whose results the caller reads lazily"`; !strings.Contains(string(meta), w) {
+		t.Errorf("metadata lacks %q:\n%s", w, meta)
+	}
+}
+
+func TestBatchQueryWithTTLFailsGeneration(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	for _, d := range []string{"gen", "schema", "queries"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := strings.Replace(shapesGen, "\tBumpUsers(ctx", "\t// cache: ttl=30s\n\tBumpUsers(ctx", 1)
+	files := map[string]string{
+		"gen/querier.go":   src,
+		"schema/00001.sql": "-- +goose Up\nCREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL);\n",
+	}
+	for f, c := range files {
+		if err := os.WriteFile(filepath.Join(root, f), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := run(root)
+	if err == nil {
+		t.Fatal("run accepted a :batchexec query with cache: ttl=30s")
+	}
+	t.Log(err)
+	for _, w := range []string{"BumpUsers", ":batchexec", "never cached", "ttl="} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
 		}
 	}
 }

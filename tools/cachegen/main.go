@@ -91,6 +91,11 @@ func run(root string) error {
 		if m.policy, err = parsePolicy(m.doc); err != nil {
 			return fmt.Errorf("query %s: %w (fix its comment in queries/*.sql)", m.name, err)
 		}
+		if m.batch && (m.policy.ttl != 0 || m.policy.swr != 0) {
+			return fmt.Errorf("query %s is %s: a batch is never cached (its results are read lazily by the caller), "+
+				"so cache: ttl= and swr= mean nothing for it; remove them from its comment in queries/*.sql, "+
+				"or write the read as :one or :many to have it cached", m.name, m.kind)
+		}
 		if a, err = si.resolve(a, m.policy); err != nil {
 			return fmt.Errorf("query %s: %w", m.name, err)
 		}
@@ -142,6 +147,9 @@ func queryKind(m *method, sql string) (string, error) {
 	kind := f[3]
 	switch kind {
 	case ":one", ":many", ":execrows", ":execresult", ":copyfrom":
+		if m.batch {
+			return "", fmt.Errorf("query %s (%s): gen.Querier's method returns *%sBatchResults, want (T, error)", m.name, kind, m.name)
+		}
 		if m.result == nil {
 			return "", fmt.Errorf("query %s (%s): gen.Querier's method returns only an error, want (T, error)", m.name, kind)
 		}
@@ -150,13 +158,14 @@ func queryKind(m *method, sql string) (string, error) {
 			return "", fmt.Errorf("query %s (%s): gen.Querier's method returns (T, error), want error", m.name, kind)
 		}
 	case ":batchexec", ":batchmany", ":batchone":
-		return "", fmt.Errorf("query %s is %s: evaldb runs every generated query through one statement path "+
-			"(cache, replica routing, pool timeout, retries), which a pgx batch cannot take. "+
-			"Write it as one statement over arrays instead (:exec or :execrows with unnest($1::type[]), "+
-			"like InsertEvalResultsUnnest in queries/eval_results.sql), as :copyfrom for a bulk load, "+
-			"or queue the SQL in a pgx.Batch yourself inside repo.Tx (tx.Raw().SendBatch)", m.name, kind)
+		// sqlc's batch method queues one statement per element of its slice
+		// argument and returns *<Name>BatchResults, which the caller reads
+		// lazily; repo runs it through runBatch (repo/batch.go).
+		if !m.batch {
+			return "", fmt.Errorf("query %s (%s): gen.Querier's method does not return *%sBatchResults (is gen/ from sqlc?)", m.name, kind, m.name)
+		}
 	default:
-		return "", fmt.Errorf("query %s: unknown sqlc annotation %s (want :one, :many, :exec, :execrows, :execresult or :copyfrom)", m.name, kind)
+		return "", fmt.Errorf("query %s: unknown sqlc annotation %s (want :one, :many, :exec, :execrows, :execresult, :copyfrom, :batchexec, :batchmany or :batchone)", m.name, kind)
 	}
 	if m.tooMany {
 		return "", fmt.Errorf("query %s has %d parameters besides ctx: evaldb's facade takes at most one; "+
@@ -265,11 +274,14 @@ type method struct {
 	result ast.Expr // nil for :exec (the method returns only an error)
 	// tooMany is set when the method has more than one parameter after ctx.
 	tooMany bool
-	kind    string // sqlc annotation, ":one" ...
-	sql     string
-	access  access
-	write   bool
-	policy  policy
+	// batch is set for a :batch* query: result is *<Name>BatchResults, the
+	// only result.
+	batch  bool
+	kind   string // sqlc annotation, ":one" ...
+	sql    string
+	access access
+	write  bool
+	policy policy
 }
 
 func loadGen(dir string) (*genPkg, error) {
@@ -347,7 +359,8 @@ func loadGen(dir string) (*genPkg, error) {
 			m.result = ft.Results.List[0].Type
 		case ft.Results != nil && len(ft.Results.List) == 1 && isIdent(ft.Results.List[0].Type, "error"):
 		case ft.Results != nil && len(ft.Results.List) == 1:
-			m.result = ft.Results.List[0].Type // a :batch* query; queryKind refuses it by name
+			m.result = ft.Results.List[0].Type // a :batch* query
+			m.batch = true
 		default:
 			return nil, fmt.Errorf("gen.Querier.%s: want (T, error) or error results (is gen/ from sqlc?)", m.name)
 		}

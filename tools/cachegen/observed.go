@@ -7,7 +7,8 @@ import "strings"
 // observe.Observer, as repo's facade does for statements outside
 // transactions, so that a transaction's span has its statements as
 // children. txn.Do wraps a transaction's queries with it when
-// Options.Observer is set.
+// Options.Observer is set. A batch's statement ends when the batch is
+// closed (gen.Wrap<Name>Batch, stmtgen.go), not when it is sent.
 func emitObserved(pkg *genPkg) ([]byte, error) {
 	e := &emitter{pkg: pkg, helpers: map[string]string{}}
 	for _, m := range pkg.methods {
@@ -15,6 +16,14 @@ func emitObserved(pkg *genPkg) ([]byte, error) {
 		e.p("// %s reports gen.Querier.%s to the Observer.", m.name, m.name)
 		e.p("func (o observedQuerier) %s {", sig)
 		e.p("ctx, end := o.start(ctx, querymeta.%s)", m.name)
+		if m.batch {
+			// The statement ends when the batch is closed, with its first
+			// error.
+			e.p("return gen.Wrap%sBatch(o.q.%s, o.endAtClose(end))", m.name, call)
+			e.p("}")
+			e.p("")
+			continue
+		}
 		if m.result == nil {
 			e.p("err := o.q.%s", call)
 			e.p("o.end(end, err)")

@@ -27,6 +27,17 @@ import (
 //	<Name>Values(row T) []any          a result row's values, in column order
 //	<Name>Table, <Name>Columns         a :copyfrom query's table and columns
 //	<Name>CopyValues(dst, *Params)     one COPY row, appended to dst
+//	New<Name>BatchResults(br, n)       a :batch* query's results over br
+//	Wrap<Name>Batch(b, wrap)           the same results read through wrap(br)
+//
+// For a :batch* query, <Name>Args takes one element of the method's slice
+// and returns that statement's arguments, and the columns, scan and values
+// are those of one statement's rows. New<Name>BatchResults and
+// Wrap<Name>Batch reach the pgx.BatchResults inside sqlc's
+// <Name>BatchResults (whose fields are unexported), so that a layer over
+// gen.Querier can act when a batch is closed (cachewrap invalidates then,
+// txn's Observer ends the statement then) and a test fake can build
+// results; cachegen checks sqlc's struct still has the fields they set.
 //
 // <Name>Args are exactly what sqlc's method sends, so that a pgxmock test
 // can expect them. <Name>CopyValues hands pgx uuid.UUID fields as
@@ -54,6 +65,8 @@ type stmtFunc struct {
 	decl     *ast.FuncDecl
 	itemsAt  int    // index of `items := []T{}` in decl's body (a :many method), or -1
 	limit    string // the argument the top-level LIMIT binds, when an integer (see prealloc.go)
+	batch    bool   // a :batch* query: params is one element of its slice
+	found    bool
 }
 
 // emitStatements returns gen/statements_gen.go and, for each :many query
@@ -68,9 +81,11 @@ func emitStatements(genDir string) ([]byte, map[string]string, error) {
 	sort.Strings(files)
 	funcs := map[string]*stmtFunc{}
 	var order []string
-	iterValues := map[string][]ast.Expr{} // iterator type -> Values() elements
-	consts := map[string]string{}         // the SQL of each query
-	imports := map[string]string{}        // package name -> import path, from sqlc's files
+	iterValues := map[string][]ast.Expr{}    // iterator type -> Values() elements
+	consts := map[string]string{}            // the SQL of each query
+	imports := map[string]string{}           // package name -> import path, from sqlc's files
+	var batches []*stmtFunc                  // the :batch* methods
+	batchReads := map[string]*ast.FuncDecl{} // query name -> its results' Exec, Query or QueryRow
 	for _, f := range files {
 		if strings.HasSuffix(f, "_gen.go") || strings.HasSuffix(f, "_test.go") {
 			continue
@@ -117,12 +132,22 @@ func emitStatements(genDir string) ([]byte, map[string]string, error) {
 					})
 					continue
 				}
+				if strings.HasSuffix(recv, "BatchResults") {
+					switch d.Name.Name {
+					case "Exec", "Query", "QueryRow":
+						batchReads[strings.TrimSuffix(recv, "BatchResults")] = d
+					}
+					continue
+				}
 				if recv != "Queries" || !d.Name.IsExported() {
 					continue
 				}
 				sf := &stmtFunc{name: d.Name.Name, params: d.Type.Params.List[1:], decl: d, itemsAt: manyItems(d)}
 				if !g.inspect(d, sf) {
-					continue // a :batch* method: it queues its own batch
+					if bf := g.inspectBatch(d); bf != nil {
+						batches = append(batches, bf)
+					}
+					continue
 				}
 				funcs[sf.name] = sf
 				order = append(order, sf.name)
@@ -149,6 +174,15 @@ func emitStatements(genDir string) ([]byte, map[string]string, error) {
 			if lim != "" {
 				limits[sf.name] = lim
 			}
+		}
+	}
+	sort.Slice(batches, func(i, j int) bool { return batches[i].name < batches[j].name })
+	for _, bf := range batches {
+		if rd := batchReads[bf.name]; rd != nil {
+			g.inspect(rd, bf) // the Scan of its results
+		}
+		if err := g.emitBatch(bf); err != nil {
+			return nil, nil, fmt.Errorf("gen.%s: %w", bf.name, err)
 		}
 	}
 	body, g.b = g.b, bytes.Buffer{}
@@ -338,8 +372,13 @@ func (g *stmtgen) emit(sf *stmtFunc) error {
 		g.p("")
 		return nil
 	}
-	g.p("// %sArgs returns the arguments gen.Queries.%s sends with the SQL %s,", sf.name, sf.name, sf.name)
-	g.p("// in order: queue them in a pgx.Batch, or expect them in a pgxmock test.")
+	if sf.batch {
+		g.p("// %sArgs returns the arguments gen.Queries.%s queues with the SQL %s", sf.name, sf.name, sf.name)
+		g.p("// for one element of its slice, in order: expect them in a pgxmock test.")
+	} else {
+		g.p("// %sArgs returns the arguments gen.Queries.%s sends with the SQL %s,", sf.name, sf.name, sf.name)
+		g.p("// in order: queue them in a pgx.Batch, or expect them in a pgxmock test.")
+	}
 	g.p("func %sArgs(%s) []any {", sf.name, strings.Join(ps, ", "))
 	var as []string
 	for _, a := range sf.args {
@@ -435,4 +474,87 @@ func srcAll(g *stmtgen, es []ast.Expr) []string {
 		out[i] = g.src(e)
 	}
 	return out
+}
+
+// inspectBatch reads a :batch* method of sqlc: it queues
+// `batch.Queue(Name, vals...)` for each element `a` of its one slice
+// parameter and returns &<Name>BatchResults{...}. It returns nil for any
+// other method.
+func (g *stmtgen) inspectBatch(d *ast.FuncDecl) *stmtFunc {
+	if d.Type.Results == nil || len(d.Type.Results.List) != 1 || typeName(d.Type.Results.List[0].Type) != d.Name.Name+"BatchResults" {
+		return nil
+	}
+	ps := d.Type.Params.List[1:]
+	if len(ps) != 1 || len(ps[0].Names) != 1 {
+		return nil
+	}
+	at, ok := ps[0].Type.(*ast.ArrayType)
+	if !ok || at.Len != nil {
+		return nil
+	}
+	sf := &stmtFunc{name: d.Name.Name, itemsAt: -1, batch: true}
+	var elem string
+	ast.Inspect(d.Body, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.RangeStmt:
+			if id, ok := n.Value.(*ast.Ident); ok {
+				elem = id.Name
+			}
+		case *ast.AssignStmt:
+			if len(n.Lhs) == 1 && len(n.Rhs) == 1 && rootIdent(n.Lhs[0]) == "vals" {
+				if cl, ok := n.Rhs[0].(*ast.CompositeLit); ok {
+					sf.args, sf.found = cl.Elts, true
+				}
+			}
+		}
+		return true
+	})
+	if !sf.found || elem == "" {
+		return nil
+	}
+	sf.params = []*ast.Field{{Names: []*ast.Ident{ast.NewIdent(elem)}, Type: at.Elt}}
+	return sf
+}
+
+// emitBatch writes a :batch* query's <Name>Args (per statement), its
+// columns, scan and values (per row), and the two ways to its results.
+func (g *stmtgen) emitBatch(sf *stmtFunc) error {
+	res := sf.name + "BatchResults"
+	st := g.structs[res]
+	if st == nil {
+		return fmt.Errorf("no type %s in gen/ (is gen/ from sqlc?)", res)
+	}
+	want := map[string]string{"br": "pgx.BatchResults", "tot": "int"}
+	for _, f := range st.Fields.List {
+		for _, n := range f.Names {
+			if w, ok := want[n.Name]; ok && g.src(f.Type) == w {
+				delete(want, n.Name)
+			}
+		}
+	}
+	if len(want) > 0 {
+		return fmt.Errorf("sqlc's %s no longer has the fields br pgx.BatchResults and tot int that cachegen's "+
+			"New%s and Wrap%sBatch set: this sqlc is newer than cachegen knows; teach stmtgen.go its batch results "+
+			"(or pin the sqlc of tools/go.mod back)", res, res, sf.name)
+	}
+	if err := g.emit(sf); err != nil {
+		return err
+	}
+	g.p("// New%s returns sqlc's results of a %s batch of n statements,", res, sf.name)
+	g.p("// read from br (a test fake's results, or a batch sent by other code).")
+	g.p("func New%s(br pgx.BatchResults, n int) *%s {", res, res)
+	g.p("return &%s{br: br, tot: n}", res)
+	g.p("}")
+	g.p("")
+	g.p("// Wrap%sBatch makes b read its batch through wrap(its pgx.BatchResults)", sf.name)
+	g.p("// and returns b: a layer over gen.Querier that must act when the batch is")
+	g.p("// read or closed wraps it here. b may be nil.")
+	g.p("func Wrap%sBatch(b *%s, wrap func(pgx.BatchResults) pgx.BatchResults) *%s {", sf.name, res, res)
+	g.p("if b != nil {")
+	g.p("b.br = wrap(b.br)")
+	g.p("}")
+	g.p("return b")
+	g.p("}")
+	g.p("")
+	return nil
 }

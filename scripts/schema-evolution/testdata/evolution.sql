@@ -1,5 +1,7 @@
 -- The schema-evolution test's queries (scripts/schema-evolution.sh), one
--- per sqlc annotation the generated layer supports.
+-- or more per sqlc annotation the generated layer supports (:one, :many,
+-- :exec, :execrows, :execresult, :copyfrom, :batchexec, :batchmany,
+-- :batchone).
 
 -- CreateDataset adds a dataset (:one).
 -- name: CreateDataset :one
@@ -46,3 +48,22 @@ SELECT nextval('dataset_audit_id_seq')::bigint AS id;
 -- UntagDataset removes a tag (:exec).
 -- name: UntagDataset :exec
 DELETE FROM dataset_tags WHERE dataset_id = @dataset_id AND tag = @tag;
+
+-- TagDatasetsBatch tags datasets in one round trip (:batchexec): it writes
+-- dataset_tags, whose cached reads it invalidates at Close.
+-- name: TagDatasetsBatch :batchexec
+INSERT INTO dataset_tags (dataset_id, tag) VALUES (@dataset_id, @tag);
+
+-- RenameDatasets renames datasets in one round trip (:batchexec); the
+-- trigger on datasets writes dataset_audit, which it invalidates too.
+-- name: RenameDatasets :batchexec
+UPDATE datasets SET name = @name WHERE id = @id;
+
+-- GetDatasets looks up datasets by id (:batchone); never cached.
+-- name: GetDatasets :batchone
+SELECT * FROM datasets WHERE id = @id;
+
+-- ListDatasetTagsOf reads the tags of several datasets (:batchmany); never
+-- cached.
+-- name: ListDatasetTagsOf :batchmany
+SELECT tag FROM dataset_tags WHERE dataset_id = @dataset_id ORDER BY tag;

@@ -8,6 +8,7 @@ package repo_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -181,5 +182,105 @@ func TestSchemaEvolution(t *testing.T) {
 	}
 	if !cachewrap.ReadOnly("GetDatasetRunCounts") {
 		t.Error("ReadOnly(GetDatasetRunCounts) = false for a read of a view")
+	}
+
+	evolutionBatches(t, ds, a, b, own, plain)
+}
+
+// evolutionBatches checks the new tables' batch queries (:batchexec,
+// :batchmany, :batchone): results, and coherence of the cached reads of
+// what they write (own writes, another instance, a trigger's table) and of
+// what they read (plain SQL).
+func evolutionBatches(t *testing.T, ds gen.Dataset, a, b, own *repo.Repo, plain *pgx.Conn) {
+	ctx := context.Background()
+	tags := func(q gen.Querier) int {
+		ts, err := q.ListDatasetTags(ctx, ds.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ts)
+	}
+	before := tags(own.Queries())
+	if tags(b.Queries()) != before {
+		t.Fatal("instances disagree on the tags")
+	}
+	exec := func(what string, res interface {
+		Exec(func(int, error))
+		Close() error
+	}) {
+		t.Helper()
+		res.Exec(func(i int, err error) {
+			if err != nil {
+				t.Errorf("%s[%d]: %v", what, i, err)
+			}
+		})
+		if err := res.Close(); err != nil {
+			t.Errorf("%s: Close = %v", what, err)
+		}
+	}
+
+	// Own writes: the instance that hears nothing sees its batch's tags.
+	exec("TagDatasetsBatch", own.Queries().TagDatasetsBatch(ctx, []gen.TagDatasetsBatchParams{
+		{DatasetID: ds.ID, Tag: "batch-1"}, {DatasetID: ds.ID, Tag: "batch-2"}}))
+	if got := tags(own.Queries()); got != before+2 {
+		t.Errorf("ListDatasetTags() after an own :batchexec = %d, want %d", got, before+2)
+	}
+	// Another instance.
+	evoEventually(t, "another instance sees a batch's write", func() bool { return tags(b.Queries()) == before+2 })
+
+	// A failed statement reaches its callback, and the batch is atomic.
+	res := a.Queries().TagDatasetsBatch(ctx, []gen.TagDatasetsBatchParams{{DatasetID: ds.ID, Tag: "batch-3"}, {DatasetID: ds.ID, Tag: "batch-1"}})
+	var errs []error
+	res.Exec(func(_ int, err error) { errs = append(errs, err) })
+	var ce *repo.ConflictError
+	if len(errs) != 2 || errs[0] != nil || !errors.As(errs[1], &ce) || !errors.As(res.Close(), &ce) {
+		t.Errorf("TagDatasetsBatch with a duplicate: callbacks %v, want nil and a *repo.ConflictError (and Close the conflict)", errs)
+	}
+	if got := tags(a.Queries()); got != before+2 {
+		t.Errorf("ListDatasetTags() after a failed batch = %d, want %d (nothing of it)", got, before+2)
+	}
+
+	// A batch whose rows' trigger writes another table invalidates it.
+	audits, err := own.Queries().CountDatasetAudit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec("RenameDatasets", own.Queries().RenameDatasets(ctx, []gen.RenameDatasetsParams{{Name: "arith-2", ID: ds.ID}}))
+	if got, err := own.Queries().CountDatasetAudit(ctx); err != nil || got != audits+1 {
+		t.Errorf("CountDatasetAudit() after RenameDatasets = %d, %v; want %d (the trigger's table was not invalidated)", got, err, audits+1)
+	}
+
+	// :batchone and :batchmany, with a plain-SQL write just before: never
+	// cached, they see it at once.
+	if _, err := plain.Exec(ctx, `INSERT INTO dataset_tags (dataset_id, tag) VALUES ($1, 'plain')`, ds.ID); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	var missing error
+	a.Queries().GetDatasets(ctx, []int64{ds.ID, -1}).QueryRow(func(i int, d gen.Dataset, err error) {
+		if i == 0 && err == nil {
+			names = append(names, d.Name)
+		}
+		if i == 1 {
+			missing = err
+		}
+	})
+	if len(names) != 1 || names[0] != "arith-2" || !errors.Is(missing, repo.ErrNotFound) {
+		t.Errorf("GetDatasets() = %v, %v; want [arith-2] and ErrNotFound", names, missing)
+	}
+	var n int
+	b.Queries().ListDatasetTagsOf(ctx, []int64{ds.ID}).Query(func(_ int, ts []string, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		n = len(ts)
+	})
+	if n != before+3 {
+		t.Errorf("ListDatasetTagsOf() = %d tags, want %d", n, before+3)
+	}
+	for _, r := range []*repo.Repo{a, b, own} {
+		if s := r.PoolStats(); s.AcquiredConns != 0 {
+			t.Errorf("%d connections still acquired after the batches", s.AcquiredConns)
+		}
 	}
 }
