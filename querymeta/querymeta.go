@@ -2,7 +2,8 @@
 // gen/: its name, SQL and annotation, the tables of schema/ it reads and
 // writes (cascades and data-modifying CTEs included), whether it only reads
 // (and so may run on a read replica) and its cache policy from the
-// "-- cache:" line of its comment in queries/.
+// "-- cache:" line of its comment in queries/. A batch query (:batchexec,
+// :batchmany, :batchone) is never cached.
 //
 // The table is generated (queries_gen.go) by `go generate ./...`; any
 // package may read it. repo routes, retries and invalidates by it, cachewrap
@@ -22,9 +23,13 @@ type Table uint16
 // Kind is a query's sqlc annotation.
 type Kind string
 
-// The annotations evaldb's generated code accepts. cachegen refuses the
-// batch annotations (:batchexec, :batchmany, :batchone) with a message
-// saying what to write instead.
+// The annotations evaldb's generated code accepts. A batch query
+// (BatchExec, BatchMany, BatchOne) is never cached: its Policy.Uncacheable
+// says so, since its results are read by the caller after the method
+// returns. Its Reads and Writes are derived from its SQL as for any other
+// query (one statement of the batch), so the tables it writes invalidate
+// cached reads exactly as a single statement's writes do, when the batch
+// is closed; a read-only one may run on a replica.
 const (
 	One        Kind = ":one"
 	Many       Kind = ":many"
@@ -32,6 +37,9 @@ const (
 	ExecRows   Kind = ":execrows"
 	ExecResult Kind = ":execresult"
 	CopyFrom   Kind = ":copyfrom"
+	BatchExec  Kind = ":batchexec"
+	BatchMany  Kind = ":batchmany"
+	BatchOne   Kind = ":batchone"
 )
 
 // Query is what cachegen derived from one query.
