@@ -343,6 +343,44 @@ func TestReplicas(t *testing.T) {
 				}
 				behind(t, "Tx", fb)
 
+				// A batch write, then a read-only batch right after it: the
+				// read must not come from the paused replica.
+				fresh(t)
+				fb = toPrimary()
+				batchStatus := func(what string) string {
+					t.Helper()
+					var status string
+					q.GetEvalRuns(ctx, []uuid.UUID{rec.Run.ID}).QueryRow(func(_ int, run gen.EvalRun, err error) {
+						if err != nil {
+							t.Errorf("GetEvalRuns() %s: %v", what, err)
+						}
+						status = run.Status
+					})
+					return status
+				}
+				set := q.SetEvalRunStatuses(ctx, []gen.SetEvalRunStatusesParams{{ID: rec.Run.ID, Status: txn.StatusFailed}})
+				set.Exec(func(_ int, err error) {
+					if err != nil {
+						t.Errorf("SetEvalRunStatuses(): %v", err)
+					}
+				})
+				if got := batchStatus("after a batch write"); got != txn.StatusFailed {
+					t.Errorf("GetEvalRuns() right after SetEvalRunStatuses = %q, want failed (read a replica that had not replayed the batch)", got)
+				}
+				behind(t, "SetEvalRunStatuses", fb)
+				if run, err = q.GetEvalRun(ctx, rec.Run.ID); err != nil || run.Status != txn.StatusFailed {
+					t.Errorf("GetEvalRun() after SetEvalRunStatuses = %q, %v; want failed", run.Status, err)
+				}
+				// A read-only batch goes to a replica that has replayed.
+				fresh(t)
+				before = replicaReads(r)
+				if got := batchStatus("on the caught-up replica"); got != txn.StatusFailed {
+					t.Errorf("GetEvalRuns() = %q, want failed", got)
+				}
+				if replicaReads(r) != before+1 {
+					t.Errorf("replica reads grew by %d for a read-only batch, want 1", replicaReads(r)-before)
+				}
+
 				// Once the replica has replayed, reads go back to it.
 				fresh(t)
 				before = replicaReads(r)
