@@ -3,8 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // shapesGen is a gen/ package with one query of each annotation shape the
@@ -157,5 +160,147 @@ func TestFacadeTakesExecShapes(t *testing.T) {
 	}
 	if !strings.Contains(string(meta), `Kind:        ":exec"`) && !strings.Contains(string(meta), `Kind: ":exec"`) {
 		t.Errorf("metadata lacks TouchUser's kind:\n%s", meta)
+	}
+}
+
+// pairsGen holds, for each kind of SQL the analysis treats specially, a
+// single-statement query and a batch query with the same SQL.
+const pairsGen = `package gen
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
+
+type TouchUsersBatchResults struct {
+	br     pgx.BatchResults
+	tot    int
+	closed bool
+}
+
+type NextIDsBatchResults struct {
+	br     pgx.BatchResults
+	tot    int
+	closed bool
+}
+
+type OpaquesBatchResults struct {
+	br     pgx.BatchResults
+	tot    int
+	closed bool
+}
+
+type DeclaredsBatchResults struct {
+	br     pgx.BatchResults
+	tot    int
+	closed bool
+}
+
+type ReadUsersBatchResults struct {
+	br     pgx.BatchResults
+	tot    int
+	closed bool
+}
+
+type Querier interface {
+	TouchUser(ctx context.Context, id int64) error
+	TouchUsers(ctx context.Context, id []int64) *TouchUsersBatchResults
+	NextID(ctx context.Context, n int64) (int64, error)
+	NextIDs(ctx context.Context, n []int64) *NextIDsBatchResults
+	Opaque(ctx context.Context, id int64) error
+	Opaques(ctx context.Context, id []int64) *OpaquesBatchResults
+	// cache: reads= writes=users
+	Declared(ctx context.Context, id int64) error
+	// cache: reads= writes=users
+	Declareds(ctx context.Context, id []int64) *DeclaredsBatchResults
+	ReadUser(ctx context.Context, id int64) (int64, error)
+	ReadUsers(ctx context.Context, id []int64) *ReadUsersBatchResults
+}
+
+const TouchUser = "-- name: TouchUser :exec\nUPDATE users SET name = name WHERE id = $1\n"
+const TouchUsers = "-- name: TouchUsers :batchexec\nUPDATE users SET name = name WHERE id = $1\n"
+const NextID = "-- name: NextID :one\nSELECT nextval('ids') + $1\n"
+const NextIDs = "-- name: NextIDs :batchone\nSELECT nextval('ids') + $1\n"
+const Opaque = "-- name: Opaque :exec\nSELECT some_extension_fn($1)\n"
+const Opaques = "-- name: Opaques :batchexec\nSELECT some_extension_fn($1)\n"
+const Declared = "-- name: Declared :exec\nSELECT some_extension_fn($1)\n"
+const Declareds = "-- name: Declareds :batchexec\nSELECT some_extension_fn($1)\n"
+const ReadUser = "-- name: ReadUser :one\nSELECT id FROM users WHERE id = $1\n"
+const ReadUsers = "-- name: ReadUsers :batchone\nSELECT id FROM users WHERE id = $1\n"
+`
+
+// TestBatchQueriesAnalysedLikeOthers checks that cachegen derives a batch
+// query's tables, read-only flag and "-- cache: reads=/writes=" the same
+// way as a single statement's with the same SQL (a write, nextval, an
+// opaque call, a declared one, a read), and that every batch is uncached.
+func TestBatchQueriesAnalysedLikeOthers(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	for _, d := range []string{"gen", "schema", "queries"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{
+		"gen/querier.go":   pairsGen,
+		"schema/00001.sql": "-- +goose Up\nCREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL);\nCREATE TABLE notes (id bigint PRIMARY KEY);\nCREATE SEQUENCE ids;\n",
+	}
+	for f, c := range files {
+		if err := os.WriteFile(filepath.Join(root, f), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := run(root); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := os.ReadFile(filepath.Join(root, "querymeta", "queries_gen.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// entry returns the lines of a query's metadata that the analysis
+	// decides: tables and read-only.
+	entry := func(name string) (lines []string, uncacheable string) {
+		start := strings.Index(string(meta), "\t"+name+": {\n")
+		if start < 0 {
+			t.Fatalf("no metadata for %s:\n%s", name, meta)
+		}
+		block := string(meta)[start:]
+		block = block[:strings.Index(block, "\n\t},\n")]
+		for _, l := range strings.Split(block, "\n") {
+			l = strings.TrimSpace(l)
+			switch {
+			case strings.HasPrefix(l, "Reads:"), strings.HasPrefix(l, "Writes:"), strings.HasPrefix(l, "ReadTables:"),
+				strings.HasPrefix(l, "WriteTables:"), strings.HasPrefix(l, "ReadOnly:"):
+				lines = append(lines, strings.Join(strings.Fields(l), " "))
+			case strings.HasPrefix(l, "Uncacheable:"):
+				uncacheable = l
+			}
+		}
+		return lines, uncacheable
+	}
+	for _, p := range [][2]string{{"TouchUser", "TouchUsers"}, {"NextID", "NextIDs"}, {"Opaque", "Opaques"}, {"Declared", "Declareds"}, {"ReadUser", "ReadUsers"}} {
+		single, _ := entry(p[0])
+		batch, why := entry(p[1])
+		if diff := cmp.Diff(single, batch); diff != "" {
+			t.Errorf("%s and %s (same SQL) analysed differently (-single +batch):\n%s", p[0], p[1], diff)
+		}
+		if !strings.Contains(why, "a batch (") {
+			t.Errorf("%s: %q, want uncacheable as a batch", p[1], why)
+		}
+	}
+	// The analysis itself, for the record: an opaque call writes every
+	// table unless declared; nextval keeps a read off replicas.
+	if got, _ := entry("Opaques"); !slices.Contains(got, `Writes: []string{"notes", "users"},`) {
+		t.Errorf("Opaques = %v, want it to write every table", got)
+	}
+	if got, _ := entry("Declareds"); !slices.Contains(got, `Writes: []string{"users"},`) {
+		t.Errorf("Declareds = %v, want it to write users only", got)
+	}
+	if got, _ := entry("NextIDs"); slices.Contains(got, "ReadOnly: true,") {
+		t.Errorf("NextIDs = %v: read-only, but nextval must stay on the primary", got)
+	}
+	if got, _ := entry("ReadUsers"); !slices.Contains(got, "ReadOnly: true,") {
+		t.Errorf("ReadUsers = %v, want read-only (replica-safe)", got)
 	}
 }
