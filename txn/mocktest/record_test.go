@@ -84,6 +84,8 @@ func expectBatch(m pgxmock.PgxPoolIface, r txn.Run, runErr error) {
 	})...).WillReturnResult(pgxmock.NewResult("INSERT", 2))
 	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(metricArgs(r)...).
 		WillReturnResult(pgxmock.NewResult("INSERT", 2))
+	b.ExpectExec(gen.InsertEvalRunSummary).WithArgs(gen.InsertEvalRunSummaryArgs(r.ID)...).
+		WillReturnResult(pgxmock.NewResult("INSERT", 1))
 }
 
 func metricArgs(r txn.Run) []any {
@@ -139,6 +141,8 @@ func TestRecordEvalRunLargeRunUsesCopy(t *testing.T) {
 		WillReturnResult(pgxmock.NewResult("INSERT", 2))
 	mock.ExpectCopyFrom(pgx.Identifier{gen.InsertEvalResultsTable}, gen.InsertEvalResultsColumns).
 		WillReturnResult(2)
+	mock.ExpectExec(gen.InsertEvalRunSummary).WithArgs(gen.InsertEvalRunSummaryArgs(run.ID)...).
+		WillReturnResult(pgxmock.NewResult("INSERT", 1))
 	mock.ExpectCommit()
 
 	got, err := txn.RecordEvalRunWithOptions(t.Context(), mock, run, &txn.Options{CopyThreshold: 2})
@@ -266,6 +270,7 @@ func TestRecordEvalRunDefaults(t *testing.T) {
 			StartedAt: started, FinishedAt: &finished, CreatedAt: created})...))
 	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(pgxmock.AnyArg(), []string{"accuracy", "mean_latency_ms"}, []float64{0.5, 13.5}).
 		WillReturnResult(pgxmock.NewResult("INSERT", 2))
+	b.ExpectExec(gen.InsertEvalRunSummary).WithArgs(uuidV7{}).WillReturnResult(pgxmock.NewResult("INSERT", 1))
 	mock.ExpectCommit()
 	if _, err := txn.RecordEvalRun(t.Context(), mock, run); err != nil {
 		t.Fatalf("RecordEvalRun() = %v", err)
@@ -281,6 +286,8 @@ func expectAnyBatch(m pgxmock.PgxPoolIface, runErr error) {
 	b.ExpectExec(gen.InsertEvalResultsUnnest).WithArgs(anyArgs(len(gen.InsertEvalResultsUnnestArgs(gen.InsertEvalResultsUnnestParams{})))...).
 		WillReturnResult(pgxmock.NewResult("INSERT", 0))
 	b.ExpectExec(gen.InsertEvalMetricsUnnest).WithArgs(anyArgs(len(gen.InsertEvalMetricsUnnestArgs(gen.InsertEvalMetricsUnnestParams{})))...).
+		WillReturnResult(pgxmock.NewResult("INSERT", 0))
+	b.ExpectExec(gen.InsertEvalRunSummary).WithArgs(anyArgs(len(gen.InsertEvalRunSummaryArgs(uuid.Nil)))...).
 		WillReturnResult(pgxmock.NewResult("INSERT", 0))
 }
 
@@ -333,15 +340,15 @@ func TestRecordEvalRunInvalidatesCacheAfterCommit(t *testing.T) {
 		t.Fatalf("RecordEvalRun() = %v", err)
 	}
 	// The tables: what cachegen derived the run's statements write (a
-	// trigger in schema/ may add some), which must include the three.
+	// trigger in schema/ may add some), which must include the four.
 	var tables []string
-	for _, q := range []string{"InsertEvalRun", "InsertEvalResultsUnnest", "InsertEvalResults", "InsertEvalMetricsUnnest"} {
+	for _, q := range []string{"InsertEvalRun", "InsertEvalResultsUnnest", "InsertEvalResults", "InsertEvalMetricsUnnest", "InsertEvalRunSummary"} {
 		_, w, _, _ := cachewrap.QueryTables(q)
 		tables = append(tables, w...)
 	}
 	slices.Sort(tables)
 	tables = slices.Compact(tables)
-	for _, base := range []string{"eval_metrics", "eval_results", "eval_runs"} {
+	for _, base := range []string{"eval_metrics", "eval_results", "eval_run_summaries", "eval_runs"} {
 		if !slices.Contains(tables, base) {
 			t.Fatalf("cachegen says RecordEvalRun's statements write %v, without %s", tables, base)
 		}
