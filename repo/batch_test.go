@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/aah/evaldb/gen"
 	"github.com/aah/evaldb/internal/dbtest"
+	"github.com/aah/evaldb/observe"
 	"github.com/aah/evaldb/txn"
 )
 
@@ -344,11 +346,12 @@ func TestBatchNeverInSimpleProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	r, err := New(pool, nil)
+	methods := &recordMethods{}
+	r, err := New(pool, &Config{Observer: methods})
 	if err != nil {
 		t.Fatal(err)
 	}
-	opened := open(t, &Config{URL: testURL(t, ""), Env: Test, ConfigurePool: func(c *pgxpool.Config) error {
+	opened := open(t, &Config{URL: testURL(t, ""), Env: Test, Observer: methods, ConfigurePool: func(c *pgxpool.Config) error {
 		c.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 		return nil
 	}})
@@ -383,6 +386,41 @@ func TestBatchNeverInSimpleProtocol(t *testing.T) {
 	if n := pool.Stat().AcquireCount(); n != 2 {
 		t.Errorf("the pool's connections were acquired %d times, want 2 (the two transactions'): a refused batch takes none", n)
 	}
+
+	// RecordEvalRun, whose small runs go in one batch, uses COPY instead.
+	for _, rr := range []*Repo{r, opened} {
+		run := txn.Run{Name: "simple", Model: "m", Dataset: "d", Results: []txn.Result{{CaseID: "a"}}, Metrics: []txn.Metric{{Name: "acc", Value: 1}}}
+		if _, err := rr.RecordEvalRun(ctx, run, nil); err != nil {
+			t.Errorf("RecordEvalRun in the simple protocol: %v", err)
+		}
+	}
+	if diff := cmp.Diff([]observe.Method{observe.MethodCopy, observe.MethodCopy}, methods.take()); diff != "" {
+		t.Errorf("RecordEvalRun's methods in the simple protocol (-want +got):\n%s", diff)
+	}
+}
+
+// recordMethods is an Observer that records how each RecordEvalRun sent
+// its results.
+type recordMethods struct {
+	recorder
+	mu      sync.Mutex
+	methods []observe.Method
+}
+
+func (o *recordMethods) StartRecord(ctx context.Context, _ *observe.Record) (context.Context, func(*observe.RecordEnd)) {
+	return ctx, func(e *observe.RecordEnd) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		o.methods = append(o.methods, e.Method)
+	}
+}
+
+func (o *recordMethods) take() []observe.Method {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m := o.methods
+	o.methods = nil
+	return m
 }
 
 // TestBatchInTransaction checks a batch run through a transaction's typed

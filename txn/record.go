@@ -11,12 +11,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aah/evaldb/cachewrap"
 	"github.com/aah/evaldb/dberr"
 	"github.com/aah/evaldb/gen"
 	"github.com/aah/evaldb/internal/backoff"
+	"github.com/aah/evaldb/internal/pgxbatch"
 	"github.com/aah/evaldb/observe"
 )
 
@@ -188,6 +188,11 @@ func record(ctx context.Context, db Beginner, run Run, o *Options, method *obser
 		err := do(ctx, db, o, func(ctx context.Context, tx *Tx) error {
 			tx.Touch(runTables...)
 			var err error
+			if !useCopy && pgxbatch.SimpleProtocol(tx.Raw()) {
+				// db did not say (repo's DB(), a pgx.Tx); the connection
+				// does.
+				useCopy, *method = true, observe.MethodCopy
+			}
 			if useCopy {
 				rec, err = writeCopy(ctx, tx.Raw(), rr, true)
 			} else {
@@ -277,16 +282,9 @@ func resolveRun(run Run, now time.Time) (resolvedRun, error) {
 
 // simpleProtocol reports whether db sends queries in the simple protocol,
 // where a pgx batch is one multi-statement string: RecordEvalRun then uses
-// COPY, which works in every mode.
-func simpleProtocol(db Beginner) bool {
-	switch d := db.(type) {
-	case *pgxpool.Pool:
-		return d.Config().ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol
-	case *pgx.Conn:
-		return d.Config().DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol
-	}
-	return false
-}
+// COPY, which works in every mode. A Beginner that does not tell (repo's
+// DB(), a pgx.Tx) is asked again through its transaction's connection.
+func simpleProtocol(db Beginner) bool { return pgxbatch.SimpleProtocol(db) }
 
 // resultParams are the arguments of gen.InsertEvalResultsUnnest: one array
 // per column, and has_errors saying where error_texts holds an error (the
