@@ -294,8 +294,19 @@ type Query[A, R any] struct {
 	// key builds the key of a read with argument A and, with find set,
 	// returns its entry (nil when absent), else the key itself.
 	key  func(c *Cache, arg A, find bool) (*entry, string)
-	copy func(*R) R
+	copy func(*R) R // nil: hand out the cached value itself (Shared)
 	size func(R) int64
+}
+
+// give stores in *v what a reader of the cached value *p gets: a private
+// copy, or for a Shared twin (copy nil) the value itself, moved without a
+// call.
+func (q *Query[A, R]) give(v, p *R) {
+	if q.copy == nil {
+		*v = *p
+		return
+	}
+	*v = q.copy(p)
 }
 
 // ID returns the query's ID.
@@ -327,7 +338,7 @@ func Lookup[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, k *K
 	e, _ := q.key(c, arg, true)
 	if e != nil && c.clock() < e.fresh {
 		c.m.q[q.id].hits.Add(1)
-		*v = q.copy(e.val.(*R))
+		q.give(v, e.val.(*R))
 		return Fresh
 	}
 	return lookupStale(c, q, e, k, v)
@@ -338,7 +349,7 @@ func lookupStale[A, R any](c *Cache, q *Query[A, R], e *entry, k *Key, v *R) Out
 	if e != nil && c.clock() < e.stale {
 		c.m.q[q.id].stale.Add(1)
 		k.e = e
-		*v = q.copy(e.val.(*R))
+		q.give(v, e.val.(*R))
 		return Stale
 	}
 	c.m.q[q.id].misses.Add(1)
@@ -359,7 +370,9 @@ func Load[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, fn fun
 		var zero R
 		return zero, err
 	}
-	return q.copy(v.(*R)), nil
+	var r R
+	q.give(&r, v.(*R))
+	return r, nil
 }
 
 // Refresh reloads the stale entry Lookup found in the background, once at

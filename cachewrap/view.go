@@ -171,8 +171,6 @@ func (l List[T, V]) MarshalJSON() ([]byte, error) { return json.Marshal(l.s) }
 // every later reader gets. The twin shares q's entries.
 func (q *Query[A, R]) Shared() *Query[A, R] {
 	s := *q
-	s.copy = shallow[R]
+	s.copy = nil
 	return &s
 }
-
-func shallow[R any](p *R) R { return *p }
