@@ -2,6 +2,7 @@ package schema_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io/fs"
 	"slices"
@@ -28,6 +29,18 @@ func execAll(t *testing.T, dbURL string, sql ...string) {
 			t.Fatalf("%s: %v", s, err)
 		}
 	}
+}
+
+// openDB opens dbURL through schema.Open, closed when the test ends.
+func openDB(t *testing.T, dbURL string) *sql.DB {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := schema.Open(cfg)
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // migrationsByHand returns the Up sections of the embedded migrations: what
@@ -104,12 +117,7 @@ func TestBaselineAdoptsMatchingDatabase(t *testing.T) {
 	// drop one of 00003's too, as a database Prisma made would have none.
 	execAll(t, dbURL, `DROP TRIGGER users_notify_invalidate ON users`)
 
-	cfg, err := pgx.ParseConfig(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := schema.Open(cfg)
-	defer db.Close()
+	db := openDB(t, dbURL)
 	got, err := schema.Baseline(ctx, db)
 	if err != nil {
 		t.Fatalf("Baseline() = %v", err)
@@ -144,13 +152,8 @@ func TestBaselineNamesEachDifference(t *testing.T) {
 		`ALTER TABLE student_profiles DROP COLUMN cohort`,
 		`DROP TABLE performance_metrics`)
 
-	cfg, err := pgx.ParseConfig(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := schema.Open(cfg)
-	defer db.Close()
-	_, err = schema.Baseline(ctx, db)
+	db := openDB(t, dbURL)
+	_, err := schema.Baseline(ctx, db)
 	if !errors.Is(err, schema.ErrSchemaMismatch) {
 		t.Fatalf("Baseline() = %v, want ErrSchemaMismatch", err)
 	}
@@ -219,12 +222,7 @@ func TestAdoptionSurvivesAnEmptyVersionTable(t *testing.T) {
 	ctx := context.Background()
 	dbURL := dbtest.GetServer(t).CreateDatabase(t)
 	execAll(t, dbURL, migrationsByHand(t)...)
-	cfg, err := pgx.ParseConfig(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := schema.Open(cfg)
-	defer db.Close()
+	db := openDB(t, dbURL)
 	p, err := schema.NewProvider(db)
 	if err != nil {
 		t.Fatal(err)
@@ -264,12 +262,7 @@ func TestBaselineAppliesNewerMigrations(t *testing.T) {
 	dbURL := dbtest.GetServer(t).CreateDatabase(t)
 	execAll(t, dbURL, migrationsByHand(t)[:4]...)
 	execAll(t, dbURL, `DROP TRIGGER users_notify_invalidate ON users`)
-	cfg, err := pgx.ParseConfig(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := schema.Open(cfg)
-	defer db.Close()
+	db := openDB(t, dbURL)
 	got, err := schema.Baseline(ctx, db)
 	if err != nil {
 		t.Fatalf("Baseline() = %v", err)
@@ -313,13 +306,8 @@ func TestBaselineNamesAMissingTrigger(t *testing.T) {
 	dbURL := dbtest.GetServer(t).CreateDatabase(t)
 	execAll(t, dbURL, migrationsByHand(t)...)
 	execAll(t, dbURL, `DROP TRIGGER eval_results_forget_summaries_update ON eval_results`)
-	cfg, err := pgx.ParseConfig(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := schema.Open(cfg)
-	defer db.Close()
-	_, err = schema.Baseline(ctx, db)
+	db := openDB(t, dbURL)
+	_, err := schema.Baseline(ctx, db)
 	if !errors.Is(err, schema.ErrSchemaMismatch) {
 		t.Fatalf("Baseline() = %v, want ErrSchemaMismatch", err)
 	}

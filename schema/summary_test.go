@@ -50,12 +50,7 @@ func TestSummaryMigrationDown(t *testing.T) {
 		t.Fatalf("after up (-want +got):\n%s", diff)
 	}
 
-	cfg, err := pgx.ParseConfig(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := schema.Open(cfg)
-	defer db.Close()
+	db := openDB(t, dbURL)
 	p, err := schema.NewProvider(db)
 	if err != nil {
 		t.Fatal(err)
