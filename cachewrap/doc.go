@@ -47,8 +47,17 @@
 // load runs under a context of its own, bounded by Options.LoadTimeout (the
 // per-statement deadline in repo), so the first caller giving up does not
 // cancel it, each caller stops waiting on its own context, and a load that
-// failed is not run again once per waiter. Errors are never cached; every value returned is a deep copy (generated per type), so
-// a caller may change it freely. Within a query's stale-while-revalidate
-// window an expired value is returned at once and refreshed in the
-// background.
+// failed is not run again once per waiter. Errors are never cached; every
+// value returned is a deep copy (generated per type), so a caller may
+// change it freely. Within a query's stale-while-revalidate window an
+// expired value is returned at once and refreshed in the background.
+//
+// # Views
+//
+// A copy of a row with slices is an allocation that costs more than the
+// rest of a hit. Package repo's Views therefore reads through each query's
+// Shared twin, which hands out the cached value itself, and wraps it at once
+// in a read-only view (view.go: Slice, List, Ptr, RawJSON and the generated
+// <Type>View structs): no copy, no allocation, and still nothing a caller
+// can change.
 package cachewrap
