@@ -476,3 +476,30 @@ func TestBatchInTransaction(t *testing.T) {
 	}
 	idle(t, r)
 }
+
+// TestDBBatchFailure checks a hand-written batch through DB() reports a
+// failure as Queries' batches do: the failed statement gets the
+// translated error, the next ErrBatchAborted (pgx repeats the failure for
+// it), Close the failure; and its connection goes back to the pool.
+func TestDBBatchFailure(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := open(t, &Config{URL: testURL(t, ""), Env: Test})
+	if _, err := r.Queries().CreateUser(ctx, gen.CreateUserParams{Email: "db@example.com", Name: "D"}); err != nil {
+		t.Fatal(err)
+	}
+	b := &pgx.Batch{}
+	b.Queue("INSERT INTO users (email, name) VALUES ('db@example.com', 'again')")
+	b.Queue("SELECT 1")
+	res := r.DB().SendBatch(ctx, b)
+	_, err1 := res.Exec()
+	_, err2 := res.Exec()
+	var ce *ConflictError
+	if !errors.As(err1, &ce) || !errors.Is(err2, ErrBatchAborted) || errors.As(err2, &ce) {
+		t.Errorf("DB batch results = %v, %v; want a *ConflictError, then ErrBatchAborted", err1, err2)
+	}
+	if err := res.Close(); !errors.As(err, &ce) {
+		t.Errorf("Close = %v, want the *ConflictError", err)
+	}
+	idle(t, r)
+}

@@ -154,7 +154,12 @@ func (h handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 		return pgxbatch.Refused{Err: err}
 	}
 	s.write = s.write || batchWrites(b)
-	return &handleBatch{BatchResults: s.db.SendBatch(s.ctx, b), s: s}
+	// Read as the statement path's batches are: each error translated once,
+	// the statements after a failed one ErrBatchAborted; the statement ends
+	// at Close.
+	res := pgxbatch.NewResults(s.ctx, b.Len(), func(err error) { _ = s.finish(err) })
+	res.Send(s.db.SendBatch(s.ctx, b))
+	return res
 }
 
 // batchWrites reports whether a batch may write (any statement that is not
@@ -275,51 +280,6 @@ type handleRow struct {
 }
 
 func (r *handleRow) Scan(dest ...any) error { return r.s.finish(r.row.Scan(dest...)) }
-
-// handleBatch ends its statement at Close; each result's error is
-// translated. It embeds the pool's pgx.BatchResults, so it has every method
-// of the pgx version it is built with.
-type handleBatch struct {
-	pgx.BatchResults
-	s *stmtRun
-}
-
-func (b *handleBatch) Exec() (pgconn.CommandTag, error) {
-	tag, err := b.BatchResults.Exec()
-	return tag, idberr.TranslateCtx(b.s.ctx, err)
-}
-
-func (b *handleBatch) Query() (pgx.Rows, error) {
-	rows, err := b.BatchResults.Query()
-	if err != nil {
-		return rows, idberr.TranslateCtx(b.s.ctx, err)
-	}
-	return translatedRows{Rows: rows, ctx: b.s.ctx}, nil
-}
-
-func (b *handleBatch) QueryRow() pgx.Row {
-	return translatedRow{ctx: b.s.ctx, row: b.BatchResults.QueryRow()}
-}
-
-func (b *handleBatch) Close() error { return b.s.finish(b.BatchResults.Close()) }
-
-// translatedRows translates the error its Err reports (a batched query's
-// failure surfaces there, not at Query).
-type translatedRows struct {
-	pgx.Rows
-	ctx context.Context
-}
-
-func (r translatedRows) Err() error { return idberr.TranslateCtx(r.ctx, r.Rows.Err()) }
-
-type translatedRow struct {
-	ctx context.Context
-	row pgx.Row
-}
-
-func (r translatedRow) Scan(dest ...any) error {
-	return idberr.TranslateCtx(r.ctx, r.row.Scan(dest...))
-}
 
 // poolTx returns its connection to the pool at Commit or Rollback. Commit
 // of a read-write transaction on a Repo with replicas records the primary's
