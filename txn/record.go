@@ -150,8 +150,7 @@ func RecordEvalRun(ctx context.Context, db Beginner, run Run) (Recorded, error) 
 // Other errors are those of Do. opts nil means defaults; opts.Cache is told
 // after COMMIT about the tables it wrote: eval_runs, eval_results,
 // eval_metrics, eval_run_summaries and whatever their triggers in schema/
-// write. Safe for
-// concurrent use when db is.
+// write. Safe for concurrent use when db is.
 func RecordEvalRunWithOptions(ctx context.Context, db Beginner, run Run, opts *Options) (Recorded, error) {
 	o, err := opts.resolve()
 	if err != nil {
