@@ -110,7 +110,7 @@ func run(ctx context.Context, sizes []int, iters, recordIters int, out string) e
 		}
 		fmt.Fprintf(os.Stderr, "benchscale: %s results, %d runs, %d students loaded in %s\n",
 			human(d.results), d.runs, d.students, time.Since(start).Round(time.Second))
-		ss, err := measure(ctx, r, d, iters, recordIters)
+		ss, err := measure(ctx, r, conn, d, iters, recordIters)
 		if err != nil {
 			return fmt.Errorf("measure at %d results: %w", n, err)
 		}

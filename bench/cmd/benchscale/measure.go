@@ -30,17 +30,19 @@ type sample struct {
 }
 
 // op is one measured operation; call runs it once with a fresh random
-// argument, and after, when set, runs untimed after each sample.
+// argument, and after, when set, runs untimed after each sample; setup and
+// teardown, when set, run once before the warm-up and after the samples.
 type op struct {
-	name  string
-	n     int
-	call  func(ctx context.Context, rng *rand.Rand) error
-	after func(ctx context.Context) error
+	name            string
+	n               int
+	call            func(ctx context.Context, rng *rand.Rand) error
+	after           func(ctx context.Context) error
+	setup, teardown func(ctx context.Context) error
 }
 
 const pageSize = 100
 
-func ops(ctx context.Context, r *repo.Repo, d *dataset, iters, recordIters int) ([]op, error) {
+func ops(ctx context.Context, r *repo.Repo, conn *pgx.Conn, d *dataset, iters, recordIters int) ([]op, error) {
 	q := r.Queries()
 	// Cursors among the oldest tenth of the runs, for the deep keyset page.
 	var deep []gen.EvalRun
@@ -109,10 +111,31 @@ func ops(ctx context.Context, r *repo.Repo, d *dataset, iters, recordIters int) 
 		if !ok {
 			continue
 		}
+		// The probe runs are loaded by COPY, as another writer's are: no
+		// summary is stored, and GetEvalRunSummary aggregates.
 		list = append(list, op{name: fmt.Sprintf("GetEvalRunSummary %s-result run", human(size)), n: max(10, iters*1000/size), call: func(ctx context.Context, _ *rand.Rand) error {
 			_, err := q.GetEvalRunSummary(ctx, id)
 			return err
 		}})
+		// The same run with its summary stored, as RecordEvalRun leaves it.
+		list = append(list, op{name: fmt.Sprintf("GetEvalRunSummary %s-result run, stored", human(size)), n: iters,
+			setup: func(ctx context.Context) error {
+				n, err := q.InsertEvalRunSummary(ctx, id)
+				if err == nil && n != 1 {
+					err = fmt.Errorf("InsertEvalRunSummary stored %d rows, want 1", n)
+				}
+				return err
+			},
+			call: func(ctx context.Context, _ *rand.Rand) error {
+				_, err := q.GetEvalRunSummary(ctx, id)
+				return err
+			},
+			// Back to the aggregating case for the next size.
+			teardown: func(ctx context.Context) error {
+				_, err := conn.Exec(ctx, "DELETE FROM eval_run_summaries WHERE run_id = $1", id)
+				return err
+			},
+		})
 	}
 	for _, n := range []int{1000, 10000} {
 		run := recordRun(n)
@@ -150,14 +173,19 @@ func recordRun(n int) txn.Run {
 
 // measure runs every operation at the current size: a short warm-up, then
 // the samples, one at a time (latency, not throughput).
-func measure(ctx context.Context, r *repo.Repo, d *dataset, iters, recordIters int) ([]sample, error) {
+func measure(ctx context.Context, r *repo.Repo, conn *pgx.Conn, d *dataset, iters, recordIters int) ([]sample, error) {
 	rng := rand.New(rand.NewPCG(uint64(d.results), 42))
-	list, err := ops(ctx, r, d, iters, recordIters)
+	list, err := ops(ctx, r, conn, d, iters, recordIters)
 	if err != nil {
 		return nil, err
 	}
 	var out []sample
 	for _, o := range list {
+		if o.setup != nil {
+			if err := o.setup(ctx); err != nil {
+				return nil, fmt.Errorf("%s: %w", o.name, err)
+			}
+		}
 		ds := make([]time.Duration, o.n)
 		for i := -min(10, o.n); i < o.n; i++ { // the first ones warm up
 			start := time.Now()
@@ -169,6 +197,11 @@ func measure(ctx context.Context, r *repo.Repo, d *dataset, iters, recordIters i
 				err = o.after(ctx)
 			}
 			if err != nil {
+				return nil, fmt.Errorf("%s: %w", o.name, err)
+			}
+		}
+		if o.teardown != nil {
+			if err := o.teardown(ctx); err != nil {
 				return nil, fmt.Errorf("%s: %w", o.name, err)
 			}
 		}
