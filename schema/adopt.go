@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -129,8 +130,8 @@ var ErrSchemaMismatch = errors.New("the existing tables differ from what evaldb'
 // migrations to a scratch schema in a transaction that it rolls back,
 // compares the result with the database's current schema (each table's
 // columns with their types and nullability, its primary key, unique keys
-// and indexes, foreign keys with their actions, and the triggers of the
-// migrations other than the notification triggers), and returns an error
+// and indexes, its other indexes, foreign keys with their actions, and the
+// triggers of the migrations other than the notification triggers), and returns an error
 // wrapping ErrSchemaMismatch that names each difference when they differ.
 //
 // A database made from the migrations of an earlier evaldb (or by Prisma
@@ -297,6 +298,10 @@ type relation struct {
 	// triggers are its triggers but the notification triggers (which
 	// ApplyTriggers makes), as "TRIGGER name AFTER INSERT … EXECUTE FUNCTION f()".
 	triggers []string
+	// indexes are its indexes that are neither unique nor a key, as
+	// "INDEX USING btree (model, created_at DESC, id)", each with the
+	// statement that makes it (named as the migrations name it).
+	indexes map[string]string
 }
 
 type column struct {
@@ -376,6 +381,38 @@ func describe(ctx context.Context, tx *sql.Tx, schema string) (map[string]*relat
 	if err := krows.Err(); err != nil {
 		return nil, err
 	}
+	// Other indexes: what they cover, whatever their names.
+	irows, err := tx.QueryContext(ctx, `
+		SELECT c.relname::text,
+		       'INDEX USING ' || am.amname || ' (' ||
+		       (SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true), ', ' ORDER BY k)
+		          FROM generate_series(1, i.indnkeyatts) k) || ')' ||
+		       coalesce(' WHERE ' || pg_get_expr(i.indpred, i.indrelid, true), ''),
+		       replace(pg_get_indexdef(i.indexrelid), quote_ident($1) || '.', '')
+		FROM pg_catalog.pg_index i
+		JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+		JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+		JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+		WHERE c.relnamespace = $1::regnamespace AND NOT i.indisunique AND NOT i.indisprimary`, schema)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: describe indexes: %w", err)
+	}
+	defer irows.Close()
+	for irows.Next() {
+		var t, spec, def string
+		if err := irows.Scan(&t, &spec, &def); err != nil {
+			return nil, err
+		}
+		if r := rels[t]; r != nil {
+			if r.indexes == nil {
+				r.indexes = map[string]string{}
+			}
+			r.indexes[spec] = def
+		}
+	}
+	if err := irows.Err(); err != nil {
+		return nil, err
+	}
 	// Triggers, with the schema's name taken out of their definitions so
 	// that the scratch schema's compare equal to the current one's.
 	trows, err := tx.QueryContext(ctx, `
@@ -452,6 +489,13 @@ func diffSchemas(want, got map[string]*relation) []string {
 		for _, tr := range w.triggers {
 			if !slices.Contains(g.triggers, tr) {
 				diffs = append(diffs, fmt.Sprintf("table %s: %s is missing", t, tr))
+			}
+		}
+		// A missing index changes no result, but the reads the migrations
+		// index would scan the table; an extra one is the database's own.
+		for _, spec := range slices.Sorted(maps.Keys(w.indexes)) {
+			if _, ok := g.indexes[spec]; !ok {
+				diffs = append(diffs, fmt.Sprintf("table %s: %s is missing; create it (%s) and run baseline again", t, spec, w.indexes[spec]))
 			}
 		}
 	}

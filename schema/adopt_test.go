@@ -319,3 +319,66 @@ func TestBaselineNamesAMissingTrigger(t *testing.T) {
 		t.Errorf("a failed Baseline() recorded migrations")
 	}
 }
+
+// indexExists reports whether the database has an index of that name.
+func indexExists(t *testing.T, dbURL, name string) bool {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// TestBaselineAppliesAMissingIndex: a database made from the first three
+// migrations (v0.1's, by Prisma or by hand) lacks migration 00004's index.
+// Baseline records only what the database matches, so 00004 runs and the
+// index exists afterwards; it used to record 00004 too and leave the
+// filtered listing scanning the table.
+func TestBaselineAppliesAMissingIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := dbtest.GetServer(t).CreateDatabase(t)
+	execAll(t, dbURL, migrationsByHand(t)[:3]...)
+	db := openDB(t, dbURL)
+	got, err := schema.Baseline(ctx, db)
+	if err != nil {
+		t.Fatalf("Baseline() = %v", err)
+	}
+	if diff := cmp.Diff(allVersions(t)[:3], got); diff != "" {
+		t.Errorf("Baseline() recorded versions (-want +got):\n%s", diff)
+	}
+	if !indexExists(t, dbURL, "eval_runs_model_created_at_id_idx") {
+		t.Error("after Baseline the database lacks migration 00004's index")
+	}
+}
+
+// TestBaselineNamesAMissingIndex: with every table present (so no later
+// migration can be applied instead), a missing index is a difference, named
+// with the statement that makes it.
+func TestBaselineNamesAMissingIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := dbtest.GetServer(t).CreateDatabase(t)
+	execAll(t, dbURL, migrationsByHand(t)...)
+	execAll(t, dbURL, `DROP INDEX eval_runs_model_created_at_id_idx`,
+		`CREATE INDEX my_own_idx ON eval_runs (name)`) // an extra index is the database's own
+	db := openDB(t, dbURL)
+	_, err := schema.Baseline(ctx, db)
+	if !errors.Is(err, schema.ErrSchemaMismatch) {
+		t.Fatalf("Baseline() = %v, want ErrSchemaMismatch", err)
+	}
+	want := "table eval_runs: INDEX USING btree (model, created_at, id) is missing; create it (CREATE INDEX eval_runs_model_created_at_id_idx ON eval_runs USING btree (model, created_at, id)) and run baseline again"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("Baseline() error does not name the index %q:\n%v", want, err)
+	}
+	if strings.Contains(err.Error(), "my_own_idx") || strings.Contains(err.Error(), "(name)") {
+		t.Errorf("Baseline() error names the database's own extra index:\n%v", err)
+	}
+}
