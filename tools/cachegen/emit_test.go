@@ -96,22 +96,8 @@ func TestBatchQueriesRunThroughRunBatch(t *testing.T) {
 
 func TestBatchQueryWithTTLFailsGeneration(t *testing.T) {
 	t.Parallel()
-	root := t.TempDir()
-	for _, d := range []string{"gen", "schema", "queries"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	src := strings.Replace(shapesGen, "\tBumpUsers(ctx", "\t// cache: ttl=30s\n\tBumpUsers(ctx", 1)
-	files := map[string]string{
-		"gen/querier.go":   src,
-		"schema/00001.sql": "-- +goose Up\nCREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL);\n",
-	}
-	for f, c := range files {
-		if err := os.WriteFile(filepath.Join(root, f), []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	root := writeRoot(t, src, "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL);")
 	err := run(root)
 	if err == nil {
 		t.Fatal("run accepted a :batchexec query with cache: ttl=30s")
@@ -236,21 +222,8 @@ const ReadUsers = "-- name: ReadUsers :batchone\nSELECT id FROM users WHERE id =
 // opaque call, a declared one, a read), and that every batch is uncached.
 func TestBatchQueriesAnalysedLikeOthers(t *testing.T) {
 	t.Parallel()
-	root := t.TempDir()
-	for _, d := range []string{"gen", "schema", "queries"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	files := map[string]string{
-		"gen/querier.go":   pairsGen,
-		"schema/00001.sql": "-- +goose Up\nCREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL);\nCREATE TABLE notes (id bigint PRIMARY KEY);\nCREATE SEQUENCE ids;\n",
-	}
-	for f, c := range files {
-		if err := os.WriteFile(filepath.Join(root, f), []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	root := writeRoot(t, pairsGen, "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL);\n"+
+		"CREATE TABLE notes (id bigint PRIMARY KEY);\nCREATE SEQUENCE ids;")
 	if err := run(root); err != nil {
 		t.Fatal(err)
 	}
@@ -303,4 +276,26 @@ func TestBatchQueriesAnalysedLikeOthers(t *testing.T) {
 	if got, _ := entry("ReadUsers"); !slices.Contains(got, "ReadOnly: true,") {
 		t.Errorf("ReadUsers = %v, want read-only (replica-safe)", got)
 	}
+}
+
+// writeRoot returns a scratch repository root for run: gen/querier.go
+// holding querier, one migration holding schemaSQL, and an empty queries/.
+func writeRoot(t *testing.T, querier, schemaSQL string) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, d := range []string{"gen", "schema", "queries"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{
+		"gen/querier.go":   querier,
+		"schema/00001.sql": "-- +goose Up\n" + schemaSQL + "\n",
+	}
+	for f, c := range files {
+		if err := os.WriteFile(filepath.Join(root, f), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
 }
