@@ -276,39 +276,20 @@ func (si *schemaInfo) loadStmt(file, kind string, n map[string]any, text string)
 			return nil
 		}
 		from, to := relName(n["relation"]), str(n["newname"])
-		if srv, ok := si.foreign[from]; ok {
-			delete(si.foreign, from)
-			si.foreign[to] = srv
-		}
-		if si.rls[from] {
-			delete(si.rls, from)
-			si.rls[to] = true
-		}
-		if rs, ok := si.rules[from]; ok {
-			delete(si.rules, from)
+		renameKey(si.tables, from, to)
+		renameKey(si.views, from, to)
+		renameKey(si.matviews, from, to)
+		renameKey(si.foreign, from, to)
+		renameKey(si.rls, from, to)
+		if rs, ok := renameKey(si.rules, from, to); ok {
 			for _, r := range rs {
 				r.table = to
 			}
-			si.rules[to] = rs
 		}
-		if si.tables[from] {
-			delete(si.tables, from)
-			si.tables[to] = true
-		}
-		if q, ok := si.views[from]; ok {
-			delete(si.views, from)
-			si.views[to] = q
-		}
-		if si.matviews[from] {
-			delete(si.matviews, from)
-			si.matviews[to] = true
-		}
-		if ts, ok := si.triggers[from]; ok {
-			delete(si.triggers, from)
+		if ts, ok := renameKey(si.triggers, from, to); ok {
 			for _, t := range ts {
 				t.table = to
 			}
-			si.triggers[to] = ts
 		}
 		rename := func(m map[string][]string) {
 			for k, vs := range m {
@@ -547,6 +528,16 @@ func relSchema(v any) string {
 }
 
 func str(v any) string { s, _ := v.(string); return s }
+
+// renameKey moves m[from], if there is one, to m[to].
+func renameKey[V any](m map[string]V, from, to string) (V, bool) {
+	v, ok := m[from]
+	if ok {
+		delete(m, from)
+		m[to] = v
+	}
+	return v, ok
+}
 
 // cmpOr returns a unless it is nil, else b.
 func cmpOr(a, b any) any {
