@@ -28,20 +28,20 @@ func QueryName(sql string) string {
 		return "other"
 	}
 	rest := sql[len(prefix):]
-	// The name ends at the first space, tab or line break (a byte loop:
-	// strings.IndexAny builds its set on every call, and this runs for
-	// every statement).
-	for i := 0; i < len(rest); i++ {
-		switch rest[i] {
-		case ' ', '\t', '\r', '\n':
-			if i == 0 {
-				return "other"
-			}
-			return rest[:i]
-		}
+	i := 0
+	for i < len(rest) && !nameEnd[rest[i]] {
+		i++
 	}
-	return "other"
+	if i == 0 || i == len(rest) {
+		return "other"
+	}
+	return rest[:i]
 }
+
+// nameEnd marks the bytes that end a query name: space, tab and line
+// breaks. (A table, not strings.IndexAny, which builds its set on every
+// call, and this runs for every statement.)
+var nameEnd = [256]bool{' ': true, '\t': true, '\r': true, '\n': true}
 
 // latencyWindow is how many recent latencies per query the percentiles of
 // QueryStats are computed from.
