@@ -51,7 +51,28 @@ CREATE FUNCTION dataset_pass_rate(ds bigint) RETURNS float8 LANGUAGE sql STABLE 
 $$;
 -- +goose StatementEnd
 
+-- A rule: removing a tag archives it. The generator must follow what the
+-- rule's action writes, as it follows a trigger.
+CREATE TABLE dataset_tag_archive (
+    dataset_id bigint      NOT NULL,
+    tag        text        NOT NULL,
+    removed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE RULE dataset_tags_archive AS ON DELETE TO dataset_tags DO ALSO
+    INSERT INTO dataset_tag_archive (dataset_id, tag) VALUES (OLD.dataset_id, OLD.tag);
+
+-- Row-level security: rows that depend on the session are never cached.
+CREATE TABLE dataset_notes (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    dataset_id bigint NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+    body       text   NOT NULL
+);
+ALTER TABLE dataset_notes ENABLE ROW LEVEL SECURITY;
+
 -- +goose Down
+DROP TABLE dataset_notes;
+DROP RULE dataset_tags_archive ON dataset_tags;
+DROP TABLE dataset_tag_archive;
 DROP FUNCTION dataset_pass_rate(bigint);
 DROP VIEW dataset_run_counts;
 DROP TRIGGER eval_runs_audit ON eval_runs;

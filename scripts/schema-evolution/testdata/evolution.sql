@@ -45,6 +45,15 @@ SELECT tag FROM dataset_tags WHERE dataset_id = @dataset_id ORDER BY tag;
 -- name: NextAuditID :one
 SELECT nextval('dataset_audit_id_seq')::bigint AS id;
 
+-- CountArchivedTags reads what the rule on dataset_tags writes.
+-- cache: ttl=1h
+-- name: CountArchivedTags :one
+SELECT count(*) FROM dataset_tag_archive;
+
+-- ListDatasetNotes reads a table with row-level security: never cached.
+-- name: ListDatasetNotes :many
+SELECT id, body FROM dataset_notes WHERE dataset_id = @dataset_id ORDER BY id;
+
 -- UntagDataset removes a tag (:exec).
 -- name: UntagDataset :exec
 DELETE FROM dataset_tags WHERE dataset_id = @dataset_id AND tag = @tag;

@@ -144,6 +144,37 @@ func TestSchemaEvolution(t *testing.T) {
 		t.Errorf("ListDatasetTags() after UntagDataset (:exec) = %d tags, want 1", got)
 	}
 
+	// A rule's writes invalidate: removing a tag archives it (the rule on
+	// dataset_tags), and own, which hears no other instance, sees the
+	// archive grow at once.
+	archived, err := own.Queries().CountArchivedTags(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := own.Queries().TagDatasets(ctx, []gen.TagDatasetsParams{{DatasetID: ds.ID, Tag: "to-archive"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := own.Queries().UntagDataset(ctx, gen.UntagDatasetParams{DatasetID: ds.ID, Tag: "to-archive"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := own.Queries().CountArchivedTags(ctx); err != nil || got != archived+1 {
+		t.Errorf("CountArchivedTags() after a delete the rule archives = %d, %v; want %d (the rule's table was not invalidated)", got, err, archived+1)
+	}
+	// Row-level security: the read is never cached; a plain-SQL write is
+	// seen by the next read at once.
+	if _, _, cached, ok := cachewrap.QueryTables("ListDatasetNotes"); !ok || cached {
+		t.Errorf("QueryTables(ListDatasetNotes) cached = %v (%v), want a read of a table with row-level security never cached", cached, ok)
+	}
+	if _, err := qa.ListDatasetNotes(ctx, ds.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Exec(ctx, `INSERT INTO dataset_notes (dataset_id, body) VALUES ($1, 'hard')`, ds.ID); err != nil {
+		t.Fatal(err)
+	}
+	if notes, err := qa.ListDatasetNotes(ctx, ds.ID); err != nil || len(notes) != 1 {
+		t.Errorf("ListDatasetNotes() after a plain-SQL insert = %v, %v; want 1 note at once", notes, err)
+	}
+
 	// A trigger's writes invalidate: the cached audit count changes after a
 	// rename (datasets' trigger writes dataset_audit), in this instance at once.
 	before, err := qa.CountDatasetAudit(ctx)
