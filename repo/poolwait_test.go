@@ -47,7 +47,7 @@ func TestPoolWaitTimerServesLaterWaits(t *testing.T) {
 	ws := &poolWaits{timeout: 20 * time.Millisecond}
 	for i := range 3 {
 		quick := ws.start(context.Background())
-		ws.end(quick) // a stalled machine may time it out too: no matter
+		ws.end(quick)                    // a stalled machine may time it out too: no matter
 		time.Sleep(5 * time.Millisecond) // the timer is still armed for quick's deadline
 		start := time.Now()
 		w := ws.start(context.Background())
