@@ -28,6 +28,19 @@ import (
 // one statement at a time, so the memo needs no lock. Types registered on
 // the connection after its first query do not change the plans already
 // remembered for these types.
+//
+// pgx itself memoized scan plans in pgtype.Map until v5.7.5, whose
+// CHANGELOG removed it: "a rare issue where scanning could be broken for
+// one type by first scanning another", the memo bringing "no meaningful
+// benefit" in pgx's benchmarks (which plan few columns per query). This
+// memo is narrower: only the builtin types of memoOIDs, whose codecs and
+// plans evaldb's tests cover (TestScanPlansScanAsPgxDoes scans each into
+// every Go target it supports, in both formats, in orders that would show
+// one plan leaking into another, against pgx's own planner); each entry
+// is keyed by its column's OID, format and exact Go type, under that
+// type's own codec; and what is remembered is the whole plan pgx makes for
+// that key at the top level. Enums, composites, domains and every type a
+// user registers are planned per query, as pgx does.
 
 // memoOIDs are the types whose scan plans are remembered: PostgreSQL's
 // common builtin types and their arrays. Other types are planned per
