@@ -108,7 +108,6 @@ func (d *batchDB) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 	if t.stmtTimeout > 0 && b.Len() > 0 {
 		ctx, e.cancel = context.WithTimeout(ctx, t.stmtTimeout)
 	}
-	e.ctx = ctx
 	res := pgxbatch.NewResults(ctx, b.Len(), e.done)
 	switch {
 	case b.Len() == 0:
@@ -147,7 +146,6 @@ func (d *batchDB) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 
 // batchEnd is what a batch of the statement path does at its Close.
 type batchEnd struct {
-	ctx     context.Context // the statement's (its values: noteWrite is not canceled by it)
 	r       *Repo
 	q       *querymeta.Query
 	cancel  context.CancelFunc // nil: no deadline
@@ -159,9 +157,11 @@ type batchEnd struct {
 
 // done runs once, at the batch's first Close, with its first error
 // (translated): it releases the connection, ends the deadline and then,
-// after a batch that was sent and may have written, records the primary's
-// WAL position and invalidates the cached reads of the tables it writes;
-// last, it ends the Observer's statement.
+// after a batch that was sent and may have written, sends reads to the
+// primary until the replicas' poller has read the primary's WAL position
+// (markUnknown: Close makes no round trip of evaldb's own) and invalidates
+// the cached reads of the tables it writes; last, it ends the Observer's
+// statement.
 func (e *batchEnd) done(err error) {
 	if e.release != nil {
 		e.release()
@@ -171,7 +171,9 @@ func (e *batchEnd) done(err error) {
 	}
 	if e.sent && !e.q.ReadOnly {
 		if rs := e.r.rep; rs != nil {
-			_ = rs.noteWrite(e.ctx)
+			// No round trip in Close: reads use the primary until the
+			// poller has read the WAL position this write left.
+			rs.markUnknown()
 		}
 		if e.r.cache != nil && len(e.q.WriteTables) > 0 {
 			e.r.cache.Wrote(e.q.ID)
