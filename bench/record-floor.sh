@@ -10,6 +10,7 @@
 #
 #	bench/record-floor.sh 'postgres://…/evaldb' [rounds]
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 url=${1:?usage: bench/record-floor.sh DATABASE_URL [rounds]}
 rounds=${2:-10}
 cd "$(dirname "$0")/.."
@@ -18,19 +19,9 @@ trap 'rm -rf "$work"' EXIT
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$url" "$@"; }
 go test -c -o "$work/txn.test" ./txn/
 
-# 10,000 rows in the shape of txn's makeRun (bench_test.go), as summary-copy.sh makes them.
-psql -c "\\copy (SELECT 'RUN_ID', format('case-%s', lpad(i::text, 6, '0')), format('question %s: ¿qué? 日本', i), '42', '42',
-	(i % 100) / 100.0, i % 3 <> 0, i % 500, i % 50, i % 7,
-	CASE i % 4 WHEN 1 THEN '' WHEN 2 THEN E'timeout after 30s\\nstack…' END
-	FROM generate_series(0, 9999) i) TO '$work/rows.csv' CSV"
-copy_once() { # the milliseconds of one \copy into a new run
-	local id
-	id=$(psql -At -c "INSERT INTO eval_runs (id, name, model, dataset) VALUES (gen_random_uuid(), 'copy', 'm', 'd') RETURNING id")
-	sed "s/^RUN_ID,/$id,/" "$work/rows.csv" > "$work/run.csv"
-	psql -c '\timing on' -c "\\copy eval_results (run_id, case_id, input, expected, output, score, passed, latency_ms, prompt_tokens, completion_tokens, error) FROM '$work/run.csv' CSV" |
-		sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
-	psql -c "DELETE FROM eval_runs WHERE id = '$id'"
-}
+# The rows and copy_once.
+. "$here/copy-rows.sh"
+make_rows
 record_once() { # the milliseconds of one RecordEvalRun of 10,000 results (mean of 3)
 	(cd txn && TEST_DATABASE_URL=$url "$work/txn.test" -test.run '^$' -test.bench 'RecordEvalRun/auto/results=10000$' -test.benchtime=3x) |
 		awk '/ns\/op/ { printf "%.1f\n", $3 / 1e6 }'

@@ -8,6 +8,7 @@
 #
 #	bench/summary-copy.sh 'postgres://…/evaldb' [rounds]
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 url=${1:?usage: bench/summary-copy.sh DATABASE_URL [rounds]}
 rounds=${2:-5}
 work=$(mktemp -d "${TMPDIR:-/tmp}/evaldb-summary-copy.XXXXXX")
@@ -26,20 +27,9 @@ restore() {
 }
 trap restore EXIT
 
-# 10,000 rows in the shape of txn's makeRun (bench_test.go), run id to be filled in.
-psql -c "\\copy (SELECT 'RUN_ID', format('case-%s', lpad(i::text, 6, '0')), format('question %s: ¿qué? 日本', i), '42', '42',
-	(i % 100) / 100.0, i % 3 <> 0, i % 500, i % 50, i % 7,
-	CASE i % 4 WHEN 1 THEN '' WHEN 2 THEN E'timeout after 30s\\nstack…' END
-	FROM generate_series(0, 9999) i) TO '$work/rows.csv' CSV"
-
-copy_once() { # prints the milliseconds of one \copy into a new run
-	local id
-	id=$(psql -At -c "INSERT INTO eval_runs (id, name, model, dataset) VALUES (gen_random_uuid(), 'copy', 'm', 'd') RETURNING id")
-	sed "s/^RUN_ID,/$id,/" "$work/rows.csv" > "$work/run.csv"
-	psql -c '\timing on' -c "\\copy eval_results (run_id, case_id, input, expected, output, score, passed, latency_ms, prompt_tokens, completion_tokens, error) FROM '$work/run.csv' CSV" |
-		sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
-	psql -c "DELETE FROM eval_runs WHERE id = '$id'"
-}
+# The rows and copy_once.
+. "$here/copy-rows.sh"
+make_rows
 drop_triggers() {
 	for e in insert update delete truncate; do psql -c "DROP TRIGGER eval_results_forget_summaries_$e ON eval_results"; done
 }
