@@ -362,10 +362,7 @@ func lookupStale[A, R any](c *Cache, q *Query[A, R], e *entry, k *Key, v *R) Out
 // of now: a write that ended since Lookup is older than this load.
 func Load[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, fn func(context.Context) (R, error)) (R, error) {
 	_, key := q.key(c, arg, false)
-	v, err := c.load(ctx, q.id, key, func(ctx context.Context) (any, int64, error) {
-		v, err := fn(ctx)
-		return &v, q.size(v), err
-	})
+	v, err := c.load(ctx, q.id, key, q.loader(fn))
 	if err != nil {
 		var zero R
 		return zero, err
@@ -378,10 +375,15 @@ func Load[A, R any](ctx context.Context, c *Cache, q *Query[A, R], arg A, fn fun
 // Refresh reloads the stale entry Lookup found in the background, once at
 // a time, bounded by Options.RefreshTimeout.
 func Refresh[A, R any](ctx context.Context, c *Cache, q *Query[A, R], k *Key, fn func(context.Context) (R, error)) {
-	c.revalidate(ctx, k.e, func(ctx context.Context) (any, int64, error) {
+	c.revalidate(ctx, k.e, q.loader(fn))
+}
+
+// loader adapts fn to the cache's loads: the value, boxed, and its size.
+func (q *Query[A, R]) loader(fn func(context.Context) (R, error)) loader {
+	return func(ctx context.Context) (any, int64, error) {
 		v, err := fn(ctx)
 		return &v, q.size(v), err
-	})
+	}
 }
 
 // serve is a cached read of Cache's own gen.Querier.

@@ -184,22 +184,22 @@ func (p *Poller) run(ctx context.Context, l *look) {
 	if l.started < p.last.Load() {
 		return // a later look already applied a newer state
 	}
-	switch {
-	case p.sums == nil:
-		// Reads cached before the first look may be older than any bound.
+	// Reads cached before the first look may be older than any bound, and
+	// counters gone from the table were reset by hand: assume anything changed.
+	reset := p.sums == nil
+	for t := range p.sums {
+		if _, ok := sums[t]; !ok {
+			reset = true
+			break
+		}
+	}
+	if reset {
 		p.target.InvalidateAll()
-	default:
+	} else {
 		var changed []string
 		for t, v := range sums {
 			if p.sums[t] != v {
 				changed = append(changed, t)
-			}
-		}
-		for t := range p.sums {
-			if _, ok := sums[t]; !ok { // counters were reset by hand: assume anything changed
-				p.target.InvalidateAll()
-				changed = nil
-				break
 			}
 		}
 		if len(changed) > 0 {

@@ -54,11 +54,10 @@ func (c *Cache) CheckTriggers(ctx context.Context, db TriggerQuerier, ttlOnly []
 // UseTriggers is CheckTriggers for a caller that ran TriggeredTablesSQL
 // itself: have are the tables it returned.
 func (c *Cache) UseTriggers(ctx context.Context, have, ttlOnly []string, log *slog.Logger) []string {
-	missing := map[querymeta.Table]bool{}
+	all := slices.Contains(ttlOnly, "*")
+	missing := make([]bool, len(querymeta.Tables))
 	for id, name := range querymeta.Tables {
-		if !slices.Contains(have, name) && !slices.Contains(ttlOnly, name) && !slices.Contains(ttlOnly, "*") {
-			missing[querymeta.Table(id)] = true
-		}
+		missing[id] = !all && !slices.Contains(have, name) && !slices.Contains(ttlOnly, name)
 	}
 	var names []string
 	var off []string
@@ -66,13 +65,17 @@ func (c *Cache) UseTriggers(ctx context.Context, have, ttlOnly []string, log *sl
 		if c.off[i] {
 			continue
 		}
-		for _, t := range querymeta.Queries[i].ReadTables {
-			if missing[t] {
+		q := &querymeta.Queries[i]
+		for _, t := range q.ReadTables {
+			if !missing[t] {
+				continue
+			}
+			if !c.off[i] {
 				c.off[i] = true
-				off = append(off, querymeta.Queries[i].Name)
-				if !slices.Contains(names, querymeta.Tables[t]) {
-					names = append(names, querymeta.Tables[t])
-				}
+				off = append(off, q.Name)
+			}
+			if !slices.Contains(names, querymeta.Tables[t]) {
+				names = append(names, querymeta.Tables[t])
 			}
 		}
 	}

@@ -40,10 +40,9 @@ func (e *bodyError) Error() string {
 // split between two reads until it is whole, so the decoder sees the same
 // bytes, and the same first problem is reported, however the body is split.
 type checkReader struct {
-	r        io.Reader
-	off      int64 // offset of the next byte examined
-	err      error
-	detected int64 // offset of the byte at which err was found
+	r   io.Reader
+	off int64 // offset of the next byte examined
+	err error
 
 	held  [utf8.UTFMax]byte // the start of a sequence the last read split
 	nheld int
@@ -60,7 +59,6 @@ type checkReader struct {
 // (where the offending sequence or escape starts).
 func (c *checkReader) fail(off int64, format string, args ...any) error {
 	c.err = &bodyError{Offset: off, Message: fmt.Sprintf(format, args...)}
-	c.detected = c.off
 	return c.err
 }
 
@@ -76,13 +74,12 @@ func (c *checkReader) Read(p []byte) (int, error) {
 		c.nheld = 0
 		n, err := c.r.Read(p[h:])
 		n += h
-		start := c.off
 		whole, cerr := c.check(p[:n], err == io.EOF)
 		if cerr != nil {
-			// Pass on the bytes before the bad one: the decoder reads them
-			// first, so the earliest problem is reported however the body
-			// is split into reads.
-			return int(max(0, c.detected-start)), cerr
+			// Pass on the bytes before the bad one (check stops at it): the
+			// decoder reads them first, so the earliest problem is reported
+			// however the body is split into reads.
+			return whole, cerr
 		}
 		c.nheld = copy(c.held[:], p[whole:n])
 		if err == io.EOF && c.high {

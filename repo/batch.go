@@ -94,7 +94,7 @@ func (d *batchDB) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 	e := &batchEnd{r: r, q: q}
 	if r.obs != nil {
 		ctx, e.end = r.obs.StartStatement(ctx, &r.observed[q.ID])
-		e.ev = &observe.StatementEnd{}
+		e.ev = &e.evEnd
 	}
 	t := r.primary
 	var rep *replica
@@ -148,9 +148,10 @@ func (d *batchDB) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 type batchEnd struct {
 	r       *Repo
 	q       *querymeta.Query
-	cancel  context.CancelFunc // nil: no deadline
-	release func()             // nil: no connection acquired
-	ev      *observe.StatementEnd
+	cancel  context.CancelFunc    // nil: no deadline
+	release func()                // nil: no connection acquired
+	ev      *observe.StatementEnd // &evEnd with an observer, else nil
+	evEnd   observe.StatementEnd
 	end     func(*observe.StatementEnd)
 	sent    bool
 }

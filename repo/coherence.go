@@ -181,11 +181,7 @@ func (r *Repo) startPoller() error {
 	if pollerHook != nil {
 		look = pollerHook(look)
 	}
-	var target cachewrap.Invalidator = r.cache
-	if r.rep != nil {
-		target = replicaAwareInvalidator{r: r, next: r.cache}
-	}
-	p, err := cachewrap.NewPoller(target, &cachewrap.PollerOptions{
+	p, err := cachewrap.NewPoller(r.invalidator(), &cachewrap.PollerOptions{
 		Look:         look,
 		MaxStaleness: cmp.Or(r.cfg.MaxStaleness, DefaultMaxStaleness),
 		Logger:       r.log,

@@ -3,7 +3,6 @@ package repo
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -38,11 +37,7 @@ func (r *Repo) startListener(ctx context.Context, s *Settings) error {
 	if cc.RuntimeParams["application_name"] == "" {
 		cc.RuntimeParams["application_name"] = listenerAppName
 	}
-	var target cachewrap.Invalidator = r.cache
-	if r.rep != nil {
-		target = replicaAwareInvalidator{r: r, next: r.cache}
-	}
-	l, err := cachewrap.NewListener(target, &cachewrap.ListenerOptions{
+	l, err := cachewrap.NewListener(r.invalidator(), &cachewrap.ListenerOptions{
 		Connect: func(ctx context.Context) (*pgx.Conn, error) {
 			c := cc.Copy()
 			if r.cfg.BeforeConnect != nil { // a fresh IAM token for the listener's connection too
@@ -80,14 +75,23 @@ type replicaAwareInvalidator struct {
 }
 
 func (m replicaAwareInvalidator) mark() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := context.Background() // MarkWritten bounds its read (noteTimeout)
 	if err := m.r.MarkWritten(ctx); err != nil {
 		// Invalidate anyway: a stale refill is bounded by the TTL, a skipped
 		// invalidation is not.
 		m.r.log.WarnContext(ctx, "evaldb: cache listener could not read the primary's WAL position; "+
 			"a read right after this invalidation may come from a lagging replica", "err", err)
 	}
+}
+
+// invalidator is what a coherence mode (the listener, the poller) tells of
+// other processes' writes: the cache, behind MarkWritten when the Repo
+// has replicas.
+func (r *Repo) invalidator() cachewrap.Invalidator {
+	if r.rep != nil {
+		return replicaAwareInvalidator{r: r, next: r.cache}
+	}
+	return r.cache
 }
 
 func (m replicaAwareInvalidator) Invalidate(tables ...string) { m.mark(); m.next.Invalidate(tables...) }

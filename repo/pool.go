@@ -12,6 +12,7 @@ import (
 	idberr "github.com/aah/evaldb/internal/dberr"
 	"github.com/aah/evaldb/internal/pgxbatch"
 	"github.com/aah/evaldb/observe"
+	"github.com/aah/evaldb/querymeta"
 )
 
 // DBTX is what a Repo runs statements on: sqlc's DBTX plus SendBatch and
@@ -41,16 +42,23 @@ type DBTX interface {
 // background poll (reads use the primary until it has it).
 type handle struct{ r *Repo }
 
+// SimpleProtocol reports whether the primary's connections send queries in
+// the simple protocol, for code that asks before it sends a batch
+// (txn.RecordEvalRun then uses COPY).
+func (h handle) SimpleProtocol() bool { return h.r.primary.simple }
+
 var _ DBTX = handle{}
 
 // begin starts one hand-written statement: its deadline, its observer, a
 // connection (nil for New's DBTX) within the pool timeout.
 func (h handle) begin(ctx context.Context, sql string) (*stmtRun, error) {
 	t := h.r.primary
-	s := &stmtRun{r: h.r, ctx: ctx, cancel: func() {}, db: t.db, write: !readOnlySQL(sql)}
+	name := QueryName(sql)
+	q := querymeta.ByName(name) // nil: hand-written SQL, which may write
+	s := &stmtRun{r: h.r, ctx: ctx, cancel: func() {}, db: t.db, write: q == nil || !q.ReadOnly}
 	if h.r.obs != nil {
-		s.ctx, s.end = h.r.obs.StartStatement(ctx, h.r.statementFor(sql))
-		s.ev = &observe.StatementEnd{}
+		s.ctx, s.end = h.r.obs.StartStatement(ctx, h.r.statementFor(sql, name, q))
+		s.ev = &s.evEnd
 	}
 	if t.stmtTimeout > 0 {
 		s.ctx, s.cancel = context.WithTimeout(s.ctx, t.stmtTimeout)
@@ -76,7 +84,8 @@ type stmtRun struct {
 	write   bool
 	once    sync.Once
 	end     func(*observe.StatementEnd)
-	ev      *observe.StatementEnd
+	ev      *observe.StatementEnd // &evEnd with an observer, else nil
+	evEnd   observe.StatementEnd
 	err     error // the translated error finish returned
 	done    bool  // finish ran
 }
@@ -153,24 +162,12 @@ func (h handle) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if err != nil {
 		return pgxbatch.Refused{Err: err}
 	}
-	s.write = s.write || batchWrites(b)
 	// Read as the statement path's batches are: each error translated once,
 	// the statements after a failed one ErrBatchAborted; the statement ends
 	// at Close.
 	res := pgxbatch.NewResults(s.ctx, b.Len(), func(err error) { _ = s.finish(err) })
 	res.Send(s.db.SendBatch(s.ctx, b))
 	return res
-}
-
-// batchWrites reports whether a batch may write (any statement that is not
-// a read-only sqlc query).
-func batchWrites(b *pgx.Batch) bool {
-	for _, q := range b.QueuedQueries {
-		if !readOnlySQL(q.SQL) {
-			return true
-		}
-	}
-	return false
 }
 
 func (h handle) Begin(ctx context.Context) (pgx.Tx, error) {

@@ -43,7 +43,6 @@ type poolWaits struct {
 type poolWait struct {
 	context.Context // the caller's
 
-	ws       *poolWaits
 	deadline time.Time
 	done     chan struct{}
 	err      error // set before done is closed
@@ -56,7 +55,7 @@ type poolWait struct {
 
 // start begins a wait under ctx; end must follow once the acquire returns.
 func (ws *poolWaits) start(ctx context.Context) *poolWait {
-	w := &poolWait{Context: ctx, ws: ws, done: make(chan struct{})}
+	w := &poolWait{Context: ctx, done: make(chan struct{})}
 	ws.mu.Lock()
 	w.deadline = time.Now().Add(ws.timeout)
 	w.linked = true
@@ -76,9 +75,9 @@ func (ws *poolWaits) start(ctx context.Context) *poolWait {
 	}
 	ws.mu.Unlock()
 	if ctx.Done() != nil {
-		w.stop = context.AfterFunc(ctx, func() { ws.finish(w, ctx.Err(), false) })
+		w.stop = context.AfterFunc(ctx, func() { ws.finish(w, ctx.Err()) })
 		if err := ctx.Err(); err != nil { // AfterFunc's f runs in a goroutine of its own
-			ws.finish(w, err, false)
+			ws.finish(w, err)
 		}
 	}
 	return w
@@ -115,10 +114,10 @@ func (ws *poolWaits) expire() {
 	ws.timer.Reset(ws.head.deadline.Sub(now))
 }
 
-func (ws *poolWaits) finish(w *poolWait, err error, timedOut bool) {
+func (ws *poolWaits) finish(w *poolWait, err error) {
 	ws.mu.Lock()
 	if w.linked {
-		ws.endLocked(w, err, timedOut)
+		ws.endLocked(w, err, false) // the caller's ctx ended it
 	}
 	ws.mu.Unlock()
 }

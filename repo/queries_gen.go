@@ -17,11 +17,11 @@ import (
 
 var (
 	_ gen.Querier = queries{}
-	_             = json.RawMessage(nil)
-	_             = uuid.UUID{}
-	_             = time.Time{}
-	_             = pgconn.CommandTag{}
 	_ *cachewrap.Cache
+	_ = json.RawMessage(nil)
+	_ = uuid.UUID{}
+	_ = time.Time{}
+	_ = pgconn.CommandTag{}
 )
 
 // Statements of gen.Querier: each query's metadata and, for a cached one,

@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aah/evaldb/internal/backoff"
-	"github.com/aah/evaldb/querymeta"
 )
 
 // Read replicas.
@@ -122,7 +121,6 @@ func SplitReplicaURLs(s string) []string {
 
 // replica is one standby's pool and what the poller knows about it.
 type replica struct {
-	name    string // host:port, no secrets
 	t       *target
 	replay  atomic.Uint64 // last polled replay position (only grows)
 	healthy atomic.Bool
@@ -196,7 +194,7 @@ func (r *Repo) openReplica(ctx context.Context, i int, u string) (*replica, erro
 	if err != nil {
 		return nil, fmt.Errorf("repo: create pool for replica %s: %w", st.Redacted, err)
 	}
-	rep := &replica{name: t.name, t: t}
+	rep := &replica{t: t}
 	rep.reason = "not checked yet"
 	return rep, nil
 }
@@ -254,7 +252,7 @@ func (s *replicaSet) markDown(ctx context.Context, rep *replica, err error) {
 	if rep.healthy.CompareAndSwap(true, false) {
 		rep.setReason("read failed: " + err.Error())
 		s.r.log.WarnContext(ctx, "evaldb: replica failed a read; reads go to the primary until it answers again",
-			"replica", rep.name, "error", err)
+			"replica", rep.t.name, "error", err)
 	}
 }
 
@@ -270,22 +268,13 @@ func (rep *replica) getReason() string {
 	return rep.reason
 }
 
-// readOnlySQL reports whether sql is a sqlc query that may run on a replica.
-func readOnlySQL(sql string) bool {
-	q := querymeta.ByName(QueryName(sql))
-	return q != nil && q.ReadOnly
-}
-
 // markUnknown makes reads use the primary until the poller has fetched the
 // primary's WAL position again, for a write whose end gives no chance of a
 // round trip (rows or a batch closed after a hand-written write). It makes
 // no network call.
 func (s *replicaSet) markUnknown() {
 	s.wal.lost.Add(1)
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.poke()
 }
 
 // noteWrite records the primary's WAL position after a write ended (with
@@ -303,11 +292,16 @@ func (s *replicaSet) noteWrite(ctx context.Context) error {
 			"error", err)
 		return fmt.Errorf("read primary WAL position: %w", err)
 	}
+	s.poke()
+	return nil
+}
+
+// poke wakes the poller, unless a wake-up is already pending.
+func (s *replicaSet) poke() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // noteTimeout bounds the WAL position fetch after a write.
@@ -473,9 +467,9 @@ func (s *replicaSet) setHealth(ctx context.Context, rep *replica, ok bool, why s
 		return // no change (a replica failing its very first check is still reported)
 	}
 	if ok {
-		s.r.log.InfoContext(ctx, "evaldb: replica is healthy; reads use it again", "replica", rep.name)
+		s.r.log.InfoContext(ctx, "evaldb: replica is healthy; reads use it again", "replica", rep.t.name)
 	} else {
-		s.r.log.WarnContext(ctx, "evaldb: replica is out of rotation; reads go to the primary", "replica", rep.name, "reason", why)
+		s.r.log.WarnContext(ctx, "evaldb: replica is out of rotation; reads go to the primary", "replica", rep.t.name, "reason", why)
 	}
 }
 
@@ -558,7 +552,7 @@ func (r *Repo) ReplicaStats() *ReplicaStats {
 		WALFetchTime:       time.Duration(s.wal.fetchNanos.Load()),
 	}
 	for _, rep := range s.reps {
-		rs := ReplicaState{Name: rep.name, Healthy: rep.healthy.Load(), Reason: rep.getReason(),
+		rs := ReplicaState{Name: rep.t.name, Healthy: rep.healthy.Load(), Reason: rep.getReason(),
 			ReplayLSN: formatLSN(rep.replay.Load()), Lag: time.Duration(rep.lag.Load()),
 			Reads: rep.reads.Load(), Failovers: rep.fails.Load(), Checks: rep.checks.Load(), Pool: poolStats(rep.t)}
 		if rs.Healthy {

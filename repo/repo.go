@@ -197,10 +197,10 @@ func (r *Repo) setServer(host string, port uint16, database string) {
 	}
 }
 
-// statementFor describes hand-written SQL for the observer.
-func (r *Repo) statementFor(sql string) *observe.Statement {
-	name := QueryName(sql)
-	if q := querymeta.ByName(name); q != nil {
+// statementFor describes hand-written SQL for the observer: q and name
+// are its query (nil when not one of gen's) and QueryName(sql).
+func (r *Repo) statementFor(sql, name string, q *querymeta.Query) *observe.Statement {
+	if q != nil {
 		return &r.observed[q.ID]
 	}
 	op := "OTHER"
@@ -286,9 +286,7 @@ func (r *Repo) newPool(ctx context.Context, s *Settings) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := newTarget(pool, pool, s.PoolTimeout, cmp.Or(r.cfg.QueryTimeout, s.QueryTimeout))
-	t.maxConns = pcfg.MaxConns
-	return t, nil
+	return newTarget(pool, pool, s.PoolTimeout, cmp.Or(r.cfg.QueryTimeout, s.QueryTimeout)), nil
 }
 
 func nonNil(ts ...pgx.QueryTracer) []pgx.QueryTracer {

@@ -106,7 +106,7 @@ func (r *Repo) Stats(ctx context.Context) (Stats, error) {
 func (r *Repo) Collector() prometheus.Collector {
 	labels := prometheus.Labels{"db": r.cfg.Name}
 	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, labels) }
-	return &collector{r: r, labels: labels, rep: replicaDescs(labels), d: map[string]*prometheus.Desc{
+	return &collector{r: r, rep: replicaDescs(labels), d: map[string]*prometheus.Desc{
 		"open":     d("evaldb_pool_connections_open", "Open connections in the pool."),
 		"idle":     d("evaldb_pool_connections_idle", "Idle connections in the pool."),
 		"busy":     d("evaldb_pool_connections_busy", "Connections acquired from the pool."),
@@ -124,10 +124,9 @@ func (r *Repo) Collector() prometheus.Collector {
 // collector's descriptors are built once, by Collector; the per-query
 // families are the client_golang vectors of Metrics.
 type collector struct {
-	r      *Repo
-	labels prometheus.Labels
-	d      map[string]*prometheus.Desc
-	rep    map[string]*prometheus.Desc
+	r   *Repo
+	d   map[string]*prometheus.Desc
+	rep map[string]*prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {

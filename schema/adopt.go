@@ -192,10 +192,7 @@ func Baseline(ctx context.Context, db *sql.DB) ([]int64, error) {
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
-	recorded := make([]int64, 0, len(sources))
-	for _, s := range sources {
-		recorded = append(recorded, s.Version)
-	}
+	recorded := versions[len(versions)-len(sources):] // without goose's marker
 	if len(sources) < len(all) {
 		if _, err := Up(ctx, db); err != nil {
 			return recorded, fmt.Errorf("baseline: recorded versions %v as applied, then: %w", recorded, err)
@@ -339,17 +336,37 @@ func describe(ctx context.Context, tx *sql.Tx, schema string) (map[string]*relat
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	// Keys, with the names of referenced tables unqualified so that the
-	// scratch schema's compare equal to the current one's.
-	krows, err := tx.QueryContext(ctx, `
+	// Indexes: keys by their columns, the others by what they cover (with
+	// the statement that makes them), whatever their names.
+	err = scanRelations(ctx, tx, rels, "indexes", `
 		SELECT c.relname::text,
-		       CASE WHEN i.indisprimary THEN 'PRIMARY KEY' ELSE 'UNIQUE' END || ' (' ||
+		       CASE WHEN i.indisprimary THEN 'PRIMARY KEY' WHEN i.indisunique THEN 'UNIQUE'
+		            ELSE 'INDEX USING ' || am.amname END || ' (' ||
 		       (SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true), ', ' ORDER BY k)
 		          FROM generate_series(1, i.indnkeyatts) k) || ')' ||
-		       coalesce(' WHERE ' || pg_get_expr(i.indpred, i.indrelid, true), '')
-		FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
-		WHERE c.relnamespace = $1::regnamespace AND i.indisunique
-		UNION ALL
+		       coalesce(' WHERE ' || pg_get_expr(i.indpred, i.indrelid, true), ''),
+		       CASE WHEN i.indisunique THEN '' ELSE replace(pg_get_indexdef(i.indexrelid), quote_ident($1) || '.', '') END
+		FROM pg_catalog.pg_index i
+		JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+		JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+		JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+		WHERE c.relnamespace = $1::regnamespace`, schema, func(r *relation, v []string) {
+		spec, def := v[0], v[1]
+		if def == "" { // a primary or unique key
+			r.keys = append(r.keys, spec)
+			return
+		}
+		if r.indexes == nil {
+			r.indexes = map[string]string{}
+		}
+		r.indexes[spec] = def
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Foreign keys, with the names of referenced tables unqualified so that
+	// the scratch schema's compare equal to the current one's.
+	err = scanRelations(ctx, tx, rels, "foreign keys", `
 		SELECT c.relname::text,
 		       'FOREIGN KEY (' ||
 		       (SELECT string_agg(a.attname, ', ' ORDER BY u.ord) FROM unnest(con.conkey) WITH ORDINALITY u(att, ord)
@@ -364,81 +381,60 @@ func describe(ctx context.Context, tx *sql.Tx, schema string) (map[string]*relat
 		FROM pg_catalog.pg_constraint con
 		JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
 		JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid
-		WHERE c.relnamespace = $1::regnamespace AND con.contype = 'f'`, schema)
+		WHERE c.relnamespace = $1::regnamespace AND con.contype = 'f'`, schema, func(r *relation, v []string) {
+		r.keys = append(r.keys, v[0])
+	})
 	if err != nil {
-		return nil, fmt.Errorf("baseline: describe keys: %w", err)
-	}
-	defer krows.Close()
-	for krows.Next() {
-		var t, k string
-		if err := krows.Scan(&t, &k); err != nil {
-			return nil, err
-		}
-		if r := rels[t]; r != nil {
-			r.keys = append(r.keys, k)
-		}
-	}
-	if err := krows.Err(); err != nil {
-		return nil, err
-	}
-	// Other indexes: what they cover, whatever their names.
-	irows, err := tx.QueryContext(ctx, `
-		SELECT c.relname::text,
-		       'INDEX USING ' || am.amname || ' (' ||
-		       (SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true), ', ' ORDER BY k)
-		          FROM generate_series(1, i.indnkeyatts) k) || ')' ||
-		       coalesce(' WHERE ' || pg_get_expr(i.indpred, i.indrelid, true), ''),
-		       replace(pg_get_indexdef(i.indexrelid), quote_ident($1) || '.', '')
-		FROM pg_catalog.pg_index i
-		JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
-		JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-		JOIN pg_catalog.pg_am am ON am.oid = ic.relam
-		WHERE c.relnamespace = $1::regnamespace AND NOT i.indisunique AND NOT i.indisprimary`, schema)
-	if err != nil {
-		return nil, fmt.Errorf("baseline: describe indexes: %w", err)
-	}
-	defer irows.Close()
-	for irows.Next() {
-		var t, spec, def string
-		if err := irows.Scan(&t, &spec, &def); err != nil {
-			return nil, err
-		}
-		if r := rels[t]; r != nil {
-			if r.indexes == nil {
-				r.indexes = map[string]string{}
-			}
-			r.indexes[spec] = def
-		}
-	}
-	if err := irows.Err(); err != nil {
 		return nil, err
 	}
 	// Triggers, with the schema's name taken out of their definitions so
 	// that the scratch schema's compare equal to the current one's.
-	trows, err := tx.QueryContext(ctx, `
+	err = scanRelations(ctx, tx, rels, "triggers", `
 		SELECT c.relname::text, replace(pg_get_triggerdef(tg.oid), quote_ident($1) || '.', '')
 		FROM pg_catalog.pg_trigger tg
 		JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid
 		JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid
-		WHERE c.relnamespace = $1::regnamespace AND NOT tg.tgisinternal AND p.proname <> 'evaldb_notify_invalidate'`, schema)
+		WHERE c.relnamespace = $1::regnamespace AND NOT tg.tgisinternal AND p.proname <> 'evaldb_notify_invalidate'`, schema, func(r *relation, v []string) {
+		r.triggers = append(r.triggers, strings.TrimPrefix(v[0], "CREATE "))
+	})
 	if err != nil {
-		return nil, fmt.Errorf("baseline: describe triggers: %w", err)
-	}
-	defer trows.Close()
-	for trows.Next() {
-		var t, def string
-		if err := trows.Scan(&t, &def); err != nil {
-			return nil, err
-		}
-		if r := rels[t]; r != nil {
-			r.triggers = append(r.triggers, strings.TrimPrefix(def, "CREATE "))
-		}
+		return nil, err
 	}
 	for _, r := range rels {
 		sort.Strings(r.keys)
 		sort.Strings(r.triggers)
 	}
-	return rels, trows.Err()
+	return rels, nil
+}
+
+// scanRelations runs query, whose $1 is schema and whose rows are a
+// relation's name and text columns, and calls add with each row's relation
+// (when it is one of rels) and the rest of the row. what names the query
+// in its error.
+func scanRelations(ctx context.Context, tx *sql.Tx, rels map[string]*relation, what, query, schema string, add func(r *relation, v []string)) error {
+	rows, err := tx.QueryContext(ctx, query, schema)
+	if err != nil {
+		return fmt.Errorf("baseline: describe %s: %w", what, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	v := make([]string, len(cols))
+	dest := make([]any, len(cols))
+	for i := range v {
+		dest[i] = &v[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		if r := rels[v[0]]; r != nil {
+			add(r, v[1:])
+		}
+	}
+	return rows.Err()
 }
 
 // diffSchemas names every way got (the database) differs from want (what

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/aah/evaldb/cachewrap"
 	"github.com/aah/evaldb/dberr"
@@ -176,7 +177,10 @@ func record(ctx context.Context, db Beginner, run Run, o *Options, method *obser
 	if err != nil {
 		return Recorded{}, err
 	}
-	useCopy := (o.CopyThreshold >= 0 && len(run.Results) >= o.CopyThreshold) || simpleProtocol(db)
+	// In the simple protocol a pgx batch is one multi-statement string:
+	// RecordEvalRun then uses COPY, which works in every mode.
+	simple, known := pgxbatch.Protocol(db)
+	useCopy := (o.CopyThreshold >= 0 && len(run.Results) >= o.CopyThreshold) || simple
 	*method = observe.MethodBatch
 	if useCopy {
 		*method = observe.MethodCopy
@@ -187,9 +191,8 @@ func record(ctx context.Context, db Beginner, run Run, o *Options, method *obser
 		err := do(ctx, db, o, func(ctx context.Context, tx *Tx) error {
 			tx.Touch(runTables...)
 			var err error
-			if !useCopy && pgxbatch.SimpleProtocol(tx.Raw()) {
-				// db did not say (repo's DB(), a pgx.Tx); the connection
-				// does.
+			if !useCopy && !known && pgxbatch.SimpleProtocol(tx.Raw()) {
+				// db did not say; the transaction's connection does.
 				useCopy, *method = true, observe.MethodCopy
 			}
 			if useCopy {
@@ -279,12 +282,6 @@ func resolveRun(run Run, now time.Time) (resolvedRun, error) {
 	return rr, nil
 }
 
-// simpleProtocol reports whether db sends queries in the simple protocol,
-// where a pgx batch is one multi-statement string: RecordEvalRun then uses
-// COPY, which works in every mode. A Beginner that does not tell (repo's
-// DB(), a pgx.Tx) is asked again through its transaction's connection.
-func simpleProtocol(db Beginner) bool { return pgxbatch.SimpleProtocol(db) }
-
 // resultParams are the arguments of gen.InsertEvalResultsUnnest: one array
 // per column, and has_errors saying where error_texts holds an error (the
 // rest are stored as NULL).
@@ -360,11 +357,7 @@ func readBatch(br pgx.BatchResults, rr resolvedRun, summary bool) (Recorded, err
 		rec.Metrics = int(tag.RowsAffected())
 	}
 	if summary {
-		tag, err := br.Exec()
-		if err != nil {
-			return Recorded{}, fmt.Errorf("store the run's summary: %w", err)
-		}
-		if err := checkSummary(tag.RowsAffected()); err != nil {
+		if err := summaryStored(br.Exec()); err != nil {
 			return Recorded{}, err
 		}
 	}
@@ -386,11 +379,7 @@ func writeCopy(ctx context.Context, tx pgx.Tx, rr resolvedRun, summary bool) (Re
 		}
 		rec.Results = int(n)
 		if summary {
-			tag, err := tx.Exec(ctx, gen.InsertEvalRunSummary, gen.InsertEvalRunSummaryArgs(rr.p.ID)...)
-			if err != nil {
-				return Recorded{}, fmt.Errorf("store the run's summary: %w", err)
-			}
-			if err := checkSummary(tag.RowsAffected()); err != nil {
+			if err := summaryStored(tx.Exec(ctx, gen.InsertEvalRunSummary, gen.InsertEvalRunSummaryArgs(rr.p.ID)...)); err != nil {
 				return Recorded{}, err
 			}
 		}
@@ -426,9 +415,13 @@ func (s *resultSource) Values() ([]any, error) {
 
 func (s *resultSource) Err() error { return nil }
 
-// checkSummary makes sure the summary statement stored the run's one row.
-func checkSummary(rows int64) error {
-	if rows != 1 {
+// summaryStored checks the summary statement's outcome: no error, and the
+// run's one row stored.
+func summaryStored(tag pgconn.CommandTag, err error) error {
+	if err != nil {
+		return fmt.Errorf("store the run's summary: %w", err)
+	}
+	if rows := tag.RowsAffected(); rows != 1 {
 		return fmt.Errorf("txn: stored %d summary rows for the run, want 1; rolled back", rows)
 	}
 	return nil

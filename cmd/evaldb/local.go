@@ -170,33 +170,38 @@ func (l *localDB) Close(w io.Writer) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	said := false
-	for ctx.Err() == nil {
-		n, err := otherClients(ctx, l.cluster.URL("postgres"))
-		if err != nil || n == 0 {
-			break
+	if conn, err := connectAdmin(ctx, l.cluster.URL("postgres")); err == nil {
+		said := false
+		for ctx.Err() == nil {
+			n, err := otherClients(ctx, conn)
+			if err != nil || n == 0 {
+				break
+			}
+			if !said {
+				fmt.Fprintf(w, "evaldb: waiting for %d connection(s) of other evaldb commands to end before stopping the local PostgreSQL (interrupt to stop it now)\n", n)
+				said = true
+			}
+			_ = backoff.Sleep(ctx, 200*time.Millisecond)
 		}
-		if !said {
-			fmt.Fprintf(w, "evaldb: waiting for %d connection(s) of other evaldb commands to end before stopping the local PostgreSQL (interrupt to stop it now)\n", n)
-			said = true
-		}
-		_ = backoff.Sleep(ctx, 200*time.Millisecond)
+		_ = conn.Close(context.WithoutCancel(ctx))
 	}
 	_ = l.cluster.Stop()
 }
 
-// otherClients counts the client connections to the server other than the
-// one asking: this process's pool is closed by now, so they are other
-// commands'.
-func otherClients(ctx context.Context, adminURL string) (int, error) {
+// connectAdmin opens the one session Close polls with.
+func connectAdmin(ctx context.Context, adminURL string) (*pgx.Conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(cctx, adminURL)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	return pgx.Connect(cctx, adminURL)
+}
+
+// otherClients counts the client connections to the server other than
+// conn's: this process's pool is closed by now, so they are other
+// commands'.
+func otherClients(ctx context.Context, conn *pgx.Conn) (int, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	var n int
-	err = conn.QueryRow(cctx, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()").Scan(&n)
+	err := conn.QueryRow(cctx, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()").Scan(&n)
 	return n, err
 }

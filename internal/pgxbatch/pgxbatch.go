@@ -23,18 +23,31 @@ var ErrSimpleProtocol = dberr.ErrSimpleProtocolBatch
 
 // SimpleProtocol reports whether db sends a batch in the simple protocol.
 // It knows pgx's pool, connection and transactions (anything with Conn()
-// *pgx.Conn); anything else (a pgxmock pool sends nothing) reports false.
+// *pgx.Conn) and anything that says (a SimpleProtocol() bool method, as
+// repo's DB() has); anything else (a pgxmock pool sends nothing) reports
+// false.
 func SimpleProtocol(db any) bool {
+	simple, _ := Protocol(db)
+	return simple
+}
+
+// Protocol is SimpleProtocol, and whether db told: known is false for a db
+// it cannot ask (a pgxmock pool, a Beginner of the caller's own), whose
+// transactions' connections can be asked instead.
+func Protocol(db any) (simple, known bool) {
 	switch d := db.(type) {
+	case interface{ SimpleProtocol() bool }:
+		return d.SimpleProtocol(), true
 	case *pgxpool.Pool:
-		return d.Config().ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol
+		return d.Config().ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol, true
 	case *pgx.Conn:
-		return d.Config().DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol
+		return d.Config().DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol, true
 	case interface{ Conn() *pgx.Conn }:
-		c := conn(d)
-		return c != nil && c.Config().DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol
+		if c := conn(d); c != nil {
+			return c.Config().DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol, true
+		}
 	}
-	return false
+	return false, false
 }
 
 // conn returns d.Conn(), or nil when it panics: pgxmock's pool and

@@ -119,16 +119,15 @@ func (si *schemaInfo) load(file, up string) error {
 	return nil
 }
 
-// otherSchema returns the schema of a relation that a statement of
-// schema/ creates, or a query names, when it is not the one evaldb
+// otherSchema returns sc, the schema a statement of schema/ creates a
+// relation in or a query names one in, when it is not the one evaldb
 // migrates (unqualified, or public) nor a system schema; else "".
-func otherSchema(rel any) string {
-	switch sc := relSchema(rel); sc {
+func otherSchema(sc string) string {
+	switch sc {
 	case "", "public", "pg_catalog", "information_schema":
 		return ""
-	default:
-		return sc
 	}
+	return sc
 }
 
 // errOtherSchema says why a relation of another schema is refused.
@@ -139,8 +138,10 @@ func errOtherSchema(sc, name string) error {
 func (si *schemaInfo) loadStmt(file, kind string, n map[string]any, text string) error {
 	var created any // the relation the statement creates
 	switch kind {
-	case "CreateStmt", "ViewStmt":
-		created = cmpOr(n["relation"], n["view"])
+	case "CreateStmt":
+		created = n["relation"]
+	case "ViewStmt":
+		created = n["view"]
 	case "CreateTableAsStmt":
 		into, _ := n["into"].(map[string]any)
 		created = into["rel"]
@@ -148,7 +149,7 @@ func (si *schemaInfo) loadStmt(file, kind string, n map[string]any, text string)
 		base, _ := n["base"].(map[string]any)
 		created = base["relation"]
 	}
-	if sc := otherSchema(created); sc != "" {
+	if sc := otherSchema(relSchema(created)); sc != "" {
 		return errOtherSchema(sc, relName(created))
 	}
 	switch kind {
@@ -262,7 +263,7 @@ func (si *schemaInfo) loadStmt(file, kind string, n map[string]any, text string)
 	case "AlterObjectSchemaStmt":
 		switch n["objectType"] {
 		case "OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_FOREIGN_TABLE":
-			if sc := otherSchema(map[string]any{"schemaname": n["newschema"]}); sc != "" {
+			if sc := otherSchema(str(n["newschema"])); sc != "" {
 				return errOtherSchema(sc, relName(n["relation"]))
 			}
 		}
@@ -539,14 +540,6 @@ func renameKey[V any](m map[string]V, from, to string) (V, bool) {
 	return v, ok
 }
 
-// cmpOr returns a unless it is nil, else b.
-func cmpOr(a, b any) any {
-	if a != nil {
-		return a
-	}
-	return b
-}
-
 func toInt(v any) (int, bool) { f, ok := v.(float64); return int(f), ok }
 
 // listOf returns a JSON list, unwrapping a {"List": {"items": [...]}} node.
@@ -749,7 +742,7 @@ func (z *analyzer) tree(tree any) {
 		if schema == "" && (ctes[name] || contains(z.transition, name)) {
 			return
 		}
-		if sc := otherSchema(n); sc != "" {
+		if sc := otherSchema(schema); sc != "" {
 			if z.err == nil {
 				z.err = errOtherSchema(sc, name)
 			}
@@ -883,8 +876,9 @@ func (z *analyzer) write(table, kind string) {
 	}
 }
 
-// ruleAction follows the actions of a rule: what they write is written,
-// what they read does not change the statement's result. NEW and OLD are
+// ruleAction follows the actions of a rule: what they write is written;
+// what they read, and whether that is cacheable, does not change the
+// statement's result. NEW and OLD are
 // the rule's row, not relations.
 func (z *analyzer) ruleAction(act any) {
 	sub := z.si.newAnalyzer()
@@ -895,15 +889,8 @@ func (z *analyzer) ruleAction(act any) {
 			z.unknown = appendUnique(z.unknown, u)
 		}
 	}
-	for _, w := range sub.a.writes {
-		z.a.writes = appendUnique(z.a.writes, w)
-	}
-	if z.a.primaryOnly == "" {
-		z.a.primaryOnly = sub.a.primaryOnly
-	}
-	for _, o := range sub.a.opaque {
-		z.a.opaque = appendUnique(z.a.opaque, o)
-	}
+	sub.a.reads, sub.a.uncacheable = nil, "" // they do not change the statement's result
+	z.a.merge(sub.a)
 	if z.err == nil {
 		z.err = sub.err
 	}

@@ -63,9 +63,8 @@ type stmtFunc struct {
 	copyCols []string
 	copyVals []ast.Expr // r.rows[0].Field...
 	decl     *ast.FuncDecl
-	itemsAt  int    // index of `items := []T{}` in decl's body (a :many method), or -1
-	limit    string // the argument the top-level LIMIT binds, when an integer (see prealloc.go)
-	batch    bool   // a :batch* query: params is one element of its slice
+	itemsAt  int  // index of `items := []T{}` in decl's body (a :many method), or -1
+	batch    bool // a :batch* query: params is one element of its slice
 	found    bool
 }
 

@@ -85,12 +85,17 @@ func (e *emitter) rawOf(expr string, t ast.Expr) string {
 }
 
 // viewStruct generates <Name>View, the view of the gen struct id.
-func (e *emitter) viewStruct(id *ast.Ident) (string, error) {
+func (e *emitter) viewStruct(id *ast.Ident) (_ string, err error) {
 	name := id.Name + "View"
 	if _, ok := e.helpers[name]; ok {
 		return name, nil
 	}
 	e.helpers[name] = "" // reserve: a struct may hold views of others
+	defer func() {
+		if err != nil { // no view: a later use of the type must fail too
+			delete(e.helpers, name)
+		}
+	}()
 	st, ok := e.pkg.structs[id.Name]
 	if !ok {
 		return "", fmt.Errorf("no read-only view of %s: not a struct of package gen", id.Name)
